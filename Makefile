@@ -1,0 +1,65 @@
+# Deep Learning by Doing — every entry point of the build. `make help` lists them.
+# The first `make html` or `make test` creates .venv and installs the pinned environment.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PROFILE ?= auto
+EXTRAS := book,test,offline-data
+TEX_DEBS := texlive-xetex latexmk fonts-freefont-otf xindy
+BROWSER_DEBS := chromium poppler-utils
+
+.PHONY: help setup lib execute html pdf pdf-deps test-deps serve test lint clean lock
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
+
+$(STAMP): pyproject.toml requirements/lock.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c requirements/lock.txt -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv with the pinned dependencies
+
+lib: setup  ## regenerate dlbook/ from the #@save blocks of the chapters
+	$(PY) -m tools lib
+
+execute: setup  ## execute changed chapters into the cache (PROFILE=auto|full|smoke)
+	$(PY) -m tools execute --profile $(PROFILE)
+
+html: setup  ## execute and build the website into _build/html
+	$(PY) -m tools html --profile $(PROFILE)
+
+pdf: setup  ## build the PDF book into _build/latex/book.pdf (needs TeX: make pdf-deps)
+	$(PY) -m tools pdf --profile $(PROFILE)
+
+pdf-deps:  ## install the minimal TeX set for `make pdf` (Debian/Ubuntu, root)
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends $(TEX_DEBS)
+
+test-deps: pdf-deps  ## install what the PDF and browser tests need (Debian/Ubuntu, root)
+	apt-get install -y -q --no-install-recommends $(BROWSER_DEBS)
+
+serve: html  ## serve the website on http://127.0.0.1:8000 (rebuild with make html)
+	$(PY) -m http.server --directory _build/html --bind 127.0.0.1 8000
+
+test: setup  ## run the test suite (fixture books, PDF, browser, the whole book)
+	$(PY) -m pytest
+
+lint: setup  ## ruff over the build system and tests
+	$(PY) -m ruff check tools tests
+
+lock: setup  ## rewrite requirements/lock.txt from the current .venv
+	$(PY) -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' \
+		> requirements/lock.tmp
+	(printf '%s\n' '# Exact versions of everything the book environment installs.' \
+		'# Regenerate after changing pyproject.toml: make lock'; \
+		cat requirements/lock.tmp) > requirements/lock.txt && rm requirements/lock.tmp
+
+clean:  ## remove built output (keeps the execution cache and .venv)
+	rm -rf _build/html _build/latex _build/.work-* _build/*.new _build/*.old
+
+distclean: clean  ## remove everything generated, the cache and .venv included
+	rm -rf _build $(VENV)

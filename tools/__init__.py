@@ -1,0 +1,1 @@
+"""Build system of *Deep Learning by Doing*: parse, extract, execute, render, check."""
