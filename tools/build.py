@@ -7,6 +7,7 @@ build leaves the previous site and PDF exactly as they were.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from tools.toc import TocError, toc_sources
 OUTPUT_NAMES = {"html": "html", "pdflatex": "latex"}
 PROBLEM_MARKERS = ("WARNING:", "ERROR:", "CRITICAL:", "Executing notebook failed",
                    "Exception occurred", "Error:")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TEX_PACKAGES = "texlive-xetex latexmk fonts-freefont-otf xindy"
 
 
@@ -70,8 +72,9 @@ def run_streaming(command: list[str], cwd: Path, env: dict) -> tuple[int, list[s
                           stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
         for line in proc.stdout:
             sys.stdout.write(line)
-            if any(marker in line for marker in PROBLEM_MARKERS):
-                problems.append(line.rstrip())
+            plain = ANSI.sub("", line).rstrip()
+            if any(marker in plain for marker in PROBLEM_MARKERS):
+                problems.append(plain)
     return proc.returncode, problems
 
 
