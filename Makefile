@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= auto
 EXTRAS := book,test,offline-data
-TEX_DEBS := texlive-xetex latexmk fonts-freefont-otf xindy
+TEX_DEBS := texlive-xetex texlive-fonts-recommended latexmk fonts-freefont-otf xindy
 BROWSER_DEBS := chromium poppler-utils
 
 .PHONY: help setup lib execute html pdf pdf-deps test-deps serve test lint clean lock

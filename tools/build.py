@@ -22,7 +22,7 @@ OUTPUT_NAMES = {"html": "html", "pdflatex": "latex"}
 PROBLEM_MARKERS = ("WARNING:", "ERROR:", "CRITICAL:", "Executing notebook failed",
                    "Exception occurred", "Error:")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-TEX_PACKAGES = "texlive-xetex latexmk fonts-freefont-otf xindy"
+TEX_PACKAGES = "texlive-xetex texlive-fonts-recommended latexmk fonts-freefont-otf xindy"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ c.InteractiveShellApp.exec_lines = [
     "import random as _r, numpy as _np, torch as _t",
     "_r.seed(0); _np.random.seed(0); _t.manual_seed(0)",
     "del _r, _np, _t",
+    # Reproducible figure files (matplotlib stamps PDFs with this date), kernels only.
+    "import os as _os; _os.environ.setdefault('SOURCE_DATE_EPOCH', '0'); del _os",
 ]
 """
 
@@ -62,7 +64,6 @@ def kernel_environment(book: Path, profile: str, base: dict | None = None) -> di
         IPYTHONDIR=str(write_ipython_dir(book / "_build")),
         PYTHONPATH=os.pathsep.join(dict.fromkeys(paths)),
         PYTHONHASHSEED="0",
-        SOURCE_DATE_EPOCH="0",
         MPLBACKEND="module://matplotlib_inline.backend_inline",
     )
     return env
