@@ -23,7 +23,7 @@ def run(page: Path, *action: str) -> str:
     """Open ``page`` from disk and perform ``action`` (e.g. --dump-dom); return stdout."""
     with tempfile.TemporaryDirectory() as profile:
         result = subprocess.run(
-            [chromium(), *FLAGS, f"--user-data-dir={profile}", *action, page.as_uri()],
+            [chromium(), *FLAGS, f"--user-data-dir={profile}", *action, page.resolve().as_uri()],
             capture_output=True, text=True, timeout=120,
         )
     if result.returncode != 0:

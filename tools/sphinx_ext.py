@@ -1,7 +1,8 @@
 """Sphinx extension of the book: ships MathJax with the website so math renders offline.
 
 MathJax comes from the pinned ``django-static-mathjax`` wheel (a plain copy of MathJax 3);
-only the combined TeX/MathML/CHTML component and its WOFF2 fonts are copied, into a folder
+only the combined TeX/MathML/CHTML component, its WOFF2 fonts and the TeX
+extensions it autoloads are copied, into a folder
 that Sphinx then copies into ``_static/mathjax`` of the site.
 """
 
@@ -14,7 +15,11 @@ from pathlib import Path
 from sphinx.application import Sphinx
 from sphinx.errors import ConfigError
 
-MATHJAX_FILES = ("tex-mml-chtml.js", "output/chtml/fonts/woff-v2")
+MATHJAX_FILES = (
+    "tex-mml-chtml.js",  # TeX and MathML input, CommonHTML output, menu
+    "output/chtml/fonts/woff-v2",  # its fonts
+    "input/tex/extensions",  # extensions MathJax autoloads (boldsymbol, ...)
+)
 
 
 def mathjax_source() -> Path:
