@@ -43,8 +43,12 @@ def _line_of(text: str, name: str) -> int:
     return 1
 
 
-def toc_sources(book: Path, toc_name: str = "_toc.yml") -> list[Path]:
-    """Source files named by the book's TOC, in order; raises TocError naming the line."""
+def toc_sources(book: Path, toc_name: str = "_toc.yml",
+                optional: frozenset[str] = frozenset()) -> list[Path]:
+    """Source files named by the book's TOC, in order; raises TocError naming the line.
+
+    Entries listed in ``optional`` (e.g. a page a command is about to generate) are
+    skipped when their file does not exist yet."""
     toc = book / toc_name
     if not toc.is_file():
         raise TocError(f"{toc}:1: table of contents not found")
@@ -63,6 +67,8 @@ def toc_sources(book: Path, toc_name: str = "_toc.yml") -> list[Path]:
     sources = []
     for name in names:
         path = _source(book, name)
+        if path is None and name in optional:
+            continue
         if path is None:
             line = _line_of(text, name)
             raise TocError(f"{toc}:{line}: '{name}' names no file ({name}.md or .ipynb)")
