@@ -48,8 +48,8 @@ serve: html  ## serve the website on http://127.0.0.1:8000 (rebuild with make ht
 test: setup  ## run the test suite (fixture books, PDF, browser, the whole book)
 	$(PY) -m pytest
 
-lint: setup  ## ruff over the build system and tests
-	$(PY) -m ruff check tools tests
+lint: setup  ## ruff over the build system, tests and benchmarks
+	$(PY) -m ruff check tools tests benchmarks
 
 lock: setup  ## rewrite requirements/lock.txt from the current .venv
 	$(PY) -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' \

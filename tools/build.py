@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.cellcheck import syntax_problems
+from tools.execute import execute_book
 from tools.kernel_env import kernel_environment
 from tools.toc import TocError, toc_sources
 
@@ -110,6 +111,11 @@ def run_build(build: Build) -> int:
         say(f"build stopped before rendering ({len(problems)} problem(s)); "
             f"{build.output.relative_to(book)} left as it was")
         return 1
+    executed = execute_book(book, profile=build.profile)  # fills the cache, in parallel
+    if executed != 0:
+        say(f"build stopped before rendering: notebooks failed to execute (exit {executed}); "
+            f"{build.output.relative_to(book)} left as it was")
+        return executed
     env = kernel_environment(book, build.profile)
     code, lines = run_streaming(jupyter_book_command(build), book, env)
     if code == 0 and build.builder == "pdflatex" and not (build.produced / "book.pdf").is_file():

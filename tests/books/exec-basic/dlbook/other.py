@@ -1,0 +1,5 @@
+"""Depends on nothing."""
+
+
+def answer():
+    return 42

@@ -1,0 +1,264 @@
+"""The execution engine end to end on the fixture book ``tests/books/exec-basic``.
+
+Its three notebooks each use a different part of the fixture library (``dlbook/`` inside
+the fixture): ``uses_child`` a class whose base lives in another module, ``uses_helper``
+a function that calls a helper, ``standalone`` a function that needs nothing else. The
+book is executed once per module (2 workers); each test works on a copy of it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from jupyter_cache import get_cache
+
+from tools.build import Build, run_build
+from tools.execute import execute_book
+from tools.manifest import load_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "tests" / "books" / "exec-basic"
+NOTEBOOKS = ["chapter/uses_child.md", "chapter/uses_helper.md", "chapter/standalone.md"]
+CACHE = Path("_build/.jupyter_cache")
+
+
+def make_book(dest: Path) -> Path:
+    """The fixture with the book's real configuration and our Sphinx extension."""
+    shutil.copytree(FIXTURE, dest)
+    config = (REPO / "_config.yml").read_text()
+    if "tools.sphinx_execution" not in config:
+        config = config.replace("    - tools.sphinx_ext\n",
+                                "    - tools.sphinx_ext\n    - tools.sphinx_execution\n")
+    (dest / "_config.yml").write_text(config)
+    (dest / "book" / "_latex").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "book" / "_latex" / "bbm.sty", dest / "book" / "_latex")
+    (dest / "book" / "references.bib").touch()
+    return dest
+
+
+def stamps(book: Path) -> dict[str, str]:
+    return {k: e.stamp for k, e in load_manifest(book / CACHE).entries.items()}
+
+
+def execute(book: Path, *args, **kwargs) -> tuple[int, set[str], str]:
+    """Run the engine; return its status, the notebooks it executed, and its output."""
+    before = stamps(book)
+    out = io.StringIO()
+    code = execute_book(book, *args, profile=kwargs.pop("profile", "smoke"), stream=out,
+                        **kwargs)
+    after = stamps(book)
+    return code, {k for k in after if before.get(k) != after[k]}, out.getvalue()
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def add_notebook(book: Path, name: str, *cells: str) -> None:
+    body = "\n\n".join(f"```{{code-cell}} ipython3\n{cell}\n```" for cell in cells)
+    (book / "chapter" / f"{name}.md").write_text(
+        "---\njupytext:\n  text_representation:\n    format_name: myst\nkernelspec:\n"
+        f"  name: python3\n  display_name: Python 3\n---\n# {name.title()}\n\n"
+        f"Prose.\n\n{body}\n")
+    edit(book / "_toc.yml", "          - file: chapter/standalone\n",
+         f"          - file: chapter/standalone\n          - file: chapter/{name}\n")
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory) -> Path:
+    book = make_book(tmp_path_factory.mktemp("exec") / "book")
+    code, ran, output = execute(book, jobs=2)
+    assert code == 0, output
+    assert ran == set(NOTEBOOKS)
+    return book
+
+
+@pytest.fixture()
+def book(executed: Path, tmp_path: Path) -> Path:
+    """A copy of the executed book, cache and manifest included."""
+    copy = tmp_path / "book"
+    shutil.copytree(executed, copy, ignore=shutil.ignore_patterns(".work-*", "html"))
+    return copy
+
+
+def test_nothing_runs_twice(book: Path):
+    assert execute(book)[:2] == (0, set())
+
+
+def test_prose_edit_runs_nothing(book: Path):
+    edit(book / "chapter/uses_child.md", "Uses a class", "Uses, as shown, a class")
+    assert execute(book)[:2] == (0, set())
+
+
+def test_code_edit_runs_that_notebook_only(book: Path):
+    edit(book / "chapter/uses_child.md", '"child says"', '"the child says"')
+    code, ran, output = execute(book)
+    assert (code, ran) == (0, {"chapter/uses_child.md"})
+    assert "code" in output
+
+
+def would_run(book: Path, profile: str = "smoke") -> dict[str, str]:
+    """The notebooks the engine would execute now, and why (nothing is executed)."""
+    from tools.execute import library_root, plan, select_sources
+    from tools.kernel_env import kernel_environment
+    from tools.libgraph import read_library
+    from tools.nbreader import book_settings
+
+    settings = book_settings(book)
+    jobs, _ = plan(book, select_sources(book, None), settings,
+                   read_library(library_root(book)), profile,
+                   kernel_environment(book, profile), load_manifest(settings.cache_path),
+                   get_cache(settings.cache_path))
+    return {job.name: job.reason for job in jobs if job.reason}
+
+
+@pytest.mark.parametrize(("module", "old", "new", "expected"), [
+    ("base.py", "return 1\n", "return 2\n", {"chapter/uses_child.md": "library Base"}),
+    ("base.py", "return 10 * x", "return 20 * x", {"chapter/uses_helper.md": "library helper"}),
+    ("other.py", "return 42", "return 43", {"chapter/standalone.md": "library answer"}),
+    ("models.py", '"""Calls helper()."""', '"""Calls the helper."""', {}),  # docstring only
+])
+def test_library_edit_invalidates_exactly_the_dependents(book: Path, module, old, new,
+                                                         expected):
+    edit(book / "dlbook" / module, old, new)
+    assert would_run(book) == expected
+
+
+def test_library_edit_reruns_the_dependent(book: Path):
+    edit(book / "dlbook" / "base.py", "return 1\n", "return 2\n")  # Child inherits it
+    code, ran, output = execute(book)
+    assert (code, ran) == (0, {"chapter/uses_child.md"}), output
+    assert "child says 2" in "".join(text_outputs(book, "chapter/uses_child.md"))
+    assert would_run(book) == {}
+
+
+def test_profile_change_runs_again(book: Path):
+    code, ran, output = execute(book, [book / "chapter/standalone.md"], profile="full")
+    assert (code, ran) == (0, {"chapter/standalone.md"})
+    assert "profile smoke→full" in output
+    assert load_manifest(book / CACHE).entries["chapter/standalone.md"].profile == "full"
+
+
+def test_failure_names_notebook_cell_and_line_and_keeps_the_rest(book: Path):
+    add_notebook(book, "broken", "x = 1", "y = 2\nz = x / 0")
+    add_notebook(book, "fine", "print('fine')")
+    code, ran, output = execute(book, jobs=2)
+    assert code == 1
+    assert ran == {"chapter/fine.md"}  # the good one is cached despite the failure
+    assert "chapter/broken.md: code cell 2 (line 18): y = 2" in output
+    assert "chapter/broken.md:19: ZeroDivisionError: division by zero" in output
+    assert "----> 2 z = x / 0" in output  # the traceback
+    code, ran, _ = execute(book)
+    assert (code, ran) == (1, set())  # the failure is not cached; it runs again
+
+
+def _dead(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+def test_sigint_keeps_the_cache_consistent_and_resumes(book: Path, tmp_path: Path,
+                                                      monkeypatch):
+    pid_file = tmp_path / "kernel.pid"
+    add_notebook(book, "quick", "print('quick')")
+    add_notebook(book, "sleepy", "import os, time\nfrom pathlib import Path\n"
+                 "Path(os.environ['PID_FILE']).write_text(str(os.getpid()))\n"
+                 "time.sleep(float(os.environ['SLEEP']))")
+    env = {**os.environ, "PID_FILE": str(pid_file), "SLEEP": "120"}
+    command = [sys.executable, "-m", "tools", "execute", "--book", str(book), "--profile",
+               "smoke", "--jobs", "2", str(book / "chapter")]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 90
+    while not (pid_file.is_file() and pid_file.read_text()
+               and "chapter/quick.md" in stamps(book)):
+        assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "interrupted" in err
+    kernel = int(pid_file.read_text())
+    for _ in range(20):
+        if _dead(kernel):
+            break
+        time.sleep(0.25)
+    assert _dead(kernel), "the kernel outlived the interrupted run"
+    assert "chapter/sleepy.md" not in stamps(book)
+    assert len(get_cache(book / CACHE).list_cache_records()) >= 4  # the store opens fine
+    monkeypatch.setenv("PID_FILE", str(pid_file))
+    monkeypatch.setenv("SLEEP", "0")
+    code, ran, output = execute(book)
+    assert (code, ran) == (0, {"chapter/sleepy.md"}), output
+
+
+def text_outputs(book: Path, name: str) -> list[str]:
+    cache = get_cache(book / CACHE)
+    record = cache.get_cache_bundle(
+        cache.match_cache_notebook(_read(book, name)).pk)
+    return [o.get("text", "") for c in record.nb.cells for o in c.get("outputs", [])]
+
+
+def _read(book: Path, name: str) -> nbformat.NotebookNode:
+    from tools.nbreader import book_settings, read_as_mystnb
+
+    return read_as_mystnb(book / name, book_settings(book))
+
+
+def test_smoke_runs_are_deterministic(book: Path):
+    first = text_outputs(book, "chapter/standalone.md")
+    assert any("random" in text for text in first)
+    code, ran, _ = execute(book, [book / "chapter/standalone.md"], force=True)
+    assert (code, ran) == (0, {"chapter/standalone.md"})
+    assert text_outputs(book, "chapter/standalone.md") == first
+
+
+def build_log(book: Path, capfd) -> str:
+    code = run_build(Build(book, "html", "smoke"))
+    out, err = capfd.readouterr()
+    assert code == 0, out + err
+    return out + err
+
+
+def read_pages(log: str) -> set[str]:
+    import re
+
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", log)
+    return set(re.findall(r"reading sources\.\.\. \[\s*\d+%\] (\S+)", plain))
+
+
+@pytest.mark.slow
+def test_sphinx_renders_from_the_cache_and_rereads_exactly_the_dependents(book: Path, capfd):
+    log = build_log(book, capfd)
+    assert log.count("Using cached notebook") == 3
+    assert "Executing notebook" not in log
+    html = book / "_build" / "html"
+    page = (html / "chapter" / "uses_helper.html").read_text()
+    assert "scaled is 21" in page
+    assert "Outputs on this page were produced with the smoke profile on CPU" in page
+    report = (html / "book" / "execution.html").read_text()
+    assert "Execution Report" in report
+    table = report[report.index('<table class="dlbook-execution-report'):]
+    table = table[:table.index("</table>")]
+    assert table.count('href="../chapter/') == 3 and "Uses Helper" in table
+
+    edit(book / "dlbook" / "base.py", "return 10 * x", "return 100 * x")
+    log = build_log(book, capfd)
+    assert "re-reading 1 page(s) whose outputs were re-executed: chapter/uses_helper" in log
+    assert read_pages(log) == {"chapter/uses_helper", "book/execution"}
+    assert "Executing notebook" not in log
+    assert "scaled is 201" in (html / "chapter" / "uses_helper.html").read_text()
