@@ -8,6 +8,26 @@ docstring says which. The modules follow the chapters, in book order.
 """
 
 from dlbook.ch02_preliminaries import plot, set_axes, set_figsize, use_svg_display
+from dlbook.ch03_linear_regression import (
+    SGD,
+    Accumulator,
+    DataModule,
+    HyperParameters,
+    LimitedLoader,
+    LinearRegression,
+    LinearRegressionScratch,
+    Module,
+    ProgressBoard,
+    SyntheticRegressionData,
+    Timer,
+    Trainer,
+    add_to_class,
+    cpu,
+    gpu,
+    num_gpus,
+    try_all_gpus,
+    try_gpu,
+)
 
 __version__ = "0.1.0"
 __all__ = [
@@ -15,4 +35,22 @@ __all__ = [
     "set_figsize",
     "set_axes",
     "plot",
+    "Accumulator",
+    "Timer",
+    "add_to_class",
+    "HyperParameters",
+    "ProgressBoard",
+    "Module",
+    "DataModule",
+    "cpu",
+    "gpu",
+    "num_gpus",
+    "try_gpu",
+    "try_all_gpus",
+    "LimitedLoader",
+    "Trainer",
+    "SyntheticRegressionData",
+    "LinearRegressionScratch",
+    "SGD",
+    "LinearRegression",
 ]
