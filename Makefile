@@ -35,6 +35,9 @@ html: setup  ## execute and build the website into _build/html
 pdf: setup  ## build the PDF book into _build/latex/book.pdf (needs TeX: make pdf-deps)
 	$(PY) -m tools pdf --profile $(PROFILE)
 
+notebooks: execute  ## executed, Colab-ready notebooks into _build/notebooks (one per section)
+	$(PY) -m tools notebooks
+
 pdf-deps:  ## install the minimal TeX set for `make pdf` (Debian/Ubuntu, root)
 	apt-get update -q
 	apt-get install -y -q --no-install-recommends $(TEX_DEBS)
@@ -50,6 +53,14 @@ test: setup  ## run the test suite (fixture books, PDF, browser, the whole book)
 
 lint: setup  ## ruff over the build system, tests and benchmarks
 	$(PY) -m ruff check tools tests benchmarks
+
+.PHONY: check new-section notebooks
+check: setup  ## lint the book: structure, references, images, code cells (file:line)
+	$(PY) -m tools check
+
+new-section: setup  ## start a section: CHAPTER=02-preliminaries SLUG=my-topic [TITLE=...]
+	$(PY) -m tools new-section --chapter "$(CHAPTER)" --slug "$(SLUG)" \
+		$(if $(TITLE),--title "$(TITLE)")
 
 lock: setup  ## rewrite requirements/lock.txt from the current .venv
 	$(PY) -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' \

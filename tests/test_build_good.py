@@ -54,8 +54,12 @@ def test_math_ships_with_the_site(good_book):
 
 def test_launch_and_download_buttons(good_book):
     html = page(good_book, "chapter/sample")
-    assert "colab.research.google.com/github/" in html
-    assert "_sources/chapter/sample.ipynb" in html
+    # Colab opens the executed notebook that publishing pushes to the `notebooks` branch;
+    # the download button serves the executed copy shipped with the site.
+    assert ("colab.research.google.com/github/dl-by-doing/dl-by-doing/blob/notebooks/"
+            "chapter/sample.ipynb") in html
+    assert "_notebooks/chapter/sample.ipynb" in html
+    assert (good_book / HTML / "_notebooks/chapter/sample.ipynb").is_file()
 
 
 def test_no_change_rebuild_keeps_output(good_book):

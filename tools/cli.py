@@ -15,6 +15,10 @@ COMMANDS = {
     "pdf": ("tools.render", "execute the chapters and build the PDF book"),
     "lib": ("tools.extract", "generate the dlbook library from #@save blocks"),
     "execute": ("tools.execute", "execute the chapters into the cache"),
+    "check": ("tools.check", "lint the chapters: structure, references, images, code"),
+    "new-section": ("tools.newsection", "create a section from the template, add it to the TOC"),
+    "notebooks": ("tools.notebooks", "export Colab-ready executed notebooks"),
+    "changed": ("tools.changed", "list the notebooks a git diff affects"),
 }
 
 

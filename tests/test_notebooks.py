@@ -1,0 +1,208 @@
+"""``tools notebooks`` and the Sphinx extension ``tools.sphinx_notebooks``: executed,
+Colab-ready notebooks, and the page buttons that point at them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from conftest import REPO, build, make_book, output_of
+from IPython.core.inputtransformer2 import TransformerManager
+
+from tools.extract import project_version
+from tools.notebooks import INSTALL_TAG, SAVED_NOTE, colab_ready, install_source, uses_gpu
+
+VERSION = project_version(REPO)
+GPU_PAGE = """\
+---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  name: python3
+  display_name: Python 3
+---
+
+(sec-gpu)=
+# On a GPU
+
+```{code-cell} ipython3
+import torch
+
+
+def try_gpu(i=0):  #@save
+    \"\"\"The i-th GPU if there is one, else the CPU.\"\"\"
+    count = torch.cuda.device_count()
+    return torch.device(f"cuda:{i}") if count > i else torch.device("cpu")
+
+
+#@save
+def ones(device):
+    return torch.ones(2, device=device)
+```
+
+```{code-cell} ipython3
+print("on", ones(try_gpu()).device.type)
+```
+"""
+
+
+def notebook(*sources: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["jupytext"] = {"text_representation": {"format_name": "myst"}}
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title")]
+    nb.cells += [nbformat.v4.new_code_cell(s) for s in sources]
+    return nb
+
+
+def test_colab_ready_install_cell_marks_and_metadata():
+    nb = notebook("#@save\nimport torch", "def f(x):  # noqa: B006  #@save\n    return x")
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="kept\n")]
+    ready = colab_ready(nb, "1.2.3")
+    first = ready.cells[0]
+    assert first.cell_type == "code" and first.id == INSTALL_TAG
+    assert first.metadata["tags"] == [INSTALL_TAG]
+    assert "%pip install --quiet dlbook==1.2.3" in first.source
+    assert [c.source for c in ready.cells[2:]] == [
+        f"{SAVED_NOTE}\nimport torch", f"def f(x):  # noqa: B006  {SAVED_NOTE}\n    return x"]
+    assert ready.cells[2].outputs[0]["text"] == "kept\n"
+    assert "jupytext" not in ready.metadata
+    assert ready.metadata["colab"] == {"provenance": []}
+    assert "accelerator" not in ready.metadata
+    assert "#@" not in json.dumps(ready)
+    nbformat.validate(ready)
+    again = colab_ready(ready, "1.2.3")  # idempotent: still one install cell
+    assert nbformat.writes(again) == nbformat.writes(ready)
+    assert "#@save" in nb.cells[1].source  # the input is left alone
+
+
+@pytest.mark.parametrize(("source", "gpu"), [
+    ("dlbook.try_gpu()", True),
+    ("devices = dlbook.try_all_gpus()", True),
+    ("x = x.cuda()", True),
+    ("torch.cuda.device_count()", True),
+    ("x.to('cuda:0')", True),
+    ("torch.device('cuda')", True),
+    ("%time y = x.cuda()", True),
+    ("trainer = dlbook.Trainer(max_epochs=3, num_gpus=1)", True),
+    ("trainer = dlbook.Trainer(max_epochs=3, num_gpus=0)", False),
+    ("trainer = dlbook.Trainer(max_epochs=3)", False),
+    ("torch.device('cpu'); x.to('cpu')", False),
+    ("print('cuda')", False),
+    ("this is not python", False),
+])
+def test_gpu_use_found_with_ast(source, gpu):
+    assert uses_gpu(["import torch", source]) is gpu
+
+
+def test_gpu_notebook_asks_colab_for_a_gpu():
+    ready = colab_ready(notebook("dlbook.try_gpu()"), "0.1.0")
+    assert ready.metadata["accelerator"] == "GPU"
+    assert ready.metadata["colab"]["gpuType"] == "T4"
+
+
+class FakeShell:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def run_line_magic(self, name: str, line: str) -> None:
+        self.calls.append((name, line))
+
+
+@pytest.mark.parametrize("importable", [True, False])
+def test_install_cell_installs_only_where_dlbook_is_missing(monkeypatch, importable):
+    shell = FakeShell()
+    if not importable:
+        real = importlib.util.find_spec
+        monkeypatch.setattr(importlib.util, "find_spec",
+                            lambda name, *a: None if name == "dlbook" else real(name, *a))
+    code = TransformerManager().transform_cell(install_source("0.1.0"))
+    exec(code, {"get_ipython": lambda: shell})
+    expected = [] if importable else [("pip", "install --quiet dlbook==0.1.0")]
+    assert shell.calls == expected
+
+
+def tools(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tools", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The good fixture book plus a GPU page, built with the extension, then exported."""
+    book = make_book(tmp_path_factory.mktemp("nbbook") / "book", "good")
+    (book / "chapter" / "gpu.md").write_text(GPU_PAGE)
+    toc = (book / "_toc.yml").read_text()
+    (book / "_toc.yml").write_text(toc.replace("          - file: chapter/sample\n",
+                                               "          - file: chapter/sample\n"
+                                               "          - file: chapter/gpu\n"))
+    config = (book / "_config.yml").read_text()
+    if "tools.sphinx_notebooks" not in config:
+        config = config.replace("    - tools.sphinx_ext\n",
+                                "    - tools.sphinx_ext\n    - tools.sphinx_notebooks\n")
+        (book / "_config.yml").write_text(config)
+    result = build(book)
+    assert result.returncode == 0, output_of(result)[-4000:]
+    exported = tools("notebooks", "--book", str(book))
+    assert exported.returncode == 0, exported.stderr
+    return book
+
+
+def read(path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def test_exported_notebooks_are_executed_and_colab_ready(built):
+    out = built / "_build" / "notebooks"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.ipynb")) == [
+        "chapter/gpu.ipynb", "chapter/sample.ipynb"]
+    sample = read(out / "chapter/sample.ipynb")
+    assert sample.cells[0].id == INSTALL_TAG
+    assert f"dlbook=={VERSION}" in sample.cells[0].source
+    assert sample.cells[1].cell_type == "markdown"
+    texts = [o.get("text", "") for c in sample.cells if c.cell_type == "code" for o in c.outputs]
+    assert "minimum value: 1.0\n" in texts
+    figure = sample.cells[3].outputs
+    assert any("image/svg+xml" in o.get("data", {}) for o in figure)
+    assert "accelerator" not in sample.metadata
+    gpu_text = (out / "chapter/gpu.ipynb").read_text()
+    assert "#@save" not in gpu_text and "#@" not in gpu_text
+    assert SAVED_NOTE in gpu_text
+    gpu = read(out / "chapter/gpu.ipynb")
+    assert gpu.metadata["accelerator"] == "GPU"
+    assert gpu.metadata["colab"]["gpuType"] == "T4"
+    assert gpu.cells[-1].outputs[0]["text"] in ("on cpu\n", "on cuda\n")
+
+
+def test_page_buttons_point_at_the_notebooks(built):
+    html = (built / "_build/html/chapter/sample.html").read_text()
+    assert ("https://colab.research.google.com/github/dl-by-doing/dl-by-doing/blob/notebooks/"
+            "chapter/sample.ipynb") in html
+    assert re.search(r'href="\.\./_notebooks/chapter/sample\.ipynb"', html)
+    assert "blob/main/chapter/sample.md" not in html
+    served = built / "_build/html/_notebooks/chapter/sample.ipynb"
+    exported = built / "_build/notebooks/chapter/sample.ipynb"
+    assert read(served).cells == read(exported).cells  # the download is the Colab notebook
+    assert "_notebooks/chapter/gpu.ipynb" in (built / "_build/html/chapter/gpu.html").read_text()
+    assert not (built / "_build/html/_notebooks/index.ipynb").exists()  # not a notebook page
+
+
+def test_export_refuses_pages_without_cached_outputs(built, tmp_path):
+    copy = tmp_path / "book"
+    shutil.copytree(built, copy, ignore=shutil.ignore_patterns(".jupyter_cache", "html",
+                                                               ".work-*"))
+    (copy / "chapter/sample.md").write_text((copy / "chapter/sample.md").read_text()
+                                            .replace("41)", "42)"))
+    before = sorted((copy / "_build/notebooks").rglob("*"))
+    result = tools("notebooks", "--book", str(copy))
+    assert result.returncode == 1
+    assert f"{copy}/chapter/sample.md:1: no executed outputs in the cache: run `make " \
+           "execute`" in result.stderr
+    assert sorted((copy / "_build/notebooks").rglob("*")) == before

@@ -1,0 +1,190 @@
+"""Rules of ``tools check`` about code: cells parse, pass ruff, and ``#@save`` rules hold.
+
+- Syntax: every code cell compiles as IPython code (:mod:`tools.cellcheck`).
+- Ruff: the code cells of each page are written, in order, into a temporary ``.ipynb``
+  and checked with ``ruff check`` as a *notebook*, with the rules of ``[tool.ruff]`` in
+  the book's ``pyproject.toml``. Linting a notebook (not a concatenated script) is what
+  allows the display idiom of a cell ending with an expression (B018 is not reported
+  for a cell's last expression), and makes E402 mean "imports at the top of a *cell*".
+  Chapters use the project's line length; ``dlbook`` is a first-party package for
+  import sorting. A ``#@save`` import run declares the library's import pool, so its
+  unused imports (F401) are not reported. Ruff's own syntax errors are dropped: IPython
+  syntax (``obj?``, ``%magic``) is judged by the syntax rule, which knows it. Each
+  finding is mapped back from (cell, row) to the line of the Markdown source.
+- ``#@save``: the extractor's own checks (:func:`tools.extract.generate`), unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from tools.cellcheck import cell_syntax_error
+from tools.check_markdown import Page, Problem
+from tools.extract import ExtractError, generate
+from tools.saved import MARK, Section, saved_blocks
+from tools.toc import TocError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = None
+
+REPO = Path(__file__).resolve().parents[1]
+# Settings that do not apply to a temporary copy of the cells.
+NOT_CARRIED = {"exclude", "extend-exclude", "include", "extend-include", "src", "cache-dir",
+               "force-exclude", "respect-gitignore", "per-file-ignores",
+               "extend-per-file-ignores", "extend", "namespace-packages"}
+CHAPTER_SETTINGS = {"lint.isort.known-first-party": ["dlbook"]}
+
+
+def syntax_problems(pages: list[Page]) -> list[Problem]:
+    found = []
+    for page in pages:
+        nb = page.notebook
+        if nb is None or not nb.is_notebook:
+            continue
+        for cell in nb.code_cells:
+            problem = cell_syntax_error(nb, cell)
+            if problem is not None:
+                found.append(Problem(page.path, problem.line, problem.message))
+    return found
+
+
+def ruff_settings(book: Path) -> dict:
+    """``[tool.ruff]`` of the book's pyproject.toml (else this project's), flattened to
+    dotted keys, with the chapter settings on top."""
+    for pyproject in (book / "pyproject.toml", REPO / "pyproject.toml"):
+        if tomllib is not None and pyproject.is_file():
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+            if "ruff" in data.get("tool", {}):
+                break
+    else:
+        data = {}
+    flat: dict = {}
+
+    def walk(table: dict, prefix: str) -> None:
+        for key, value in table.items():
+            name = f"{prefix}{key}"
+            if key in NOT_CARRIED:
+                continue
+            if isinstance(value, dict):
+                walk(value, f"{name}.")
+            else:
+                flat[name] = value
+
+    walk(data.get("tool", {}).get("ruff", {}), "")
+    flat.update(CHAPTER_SETTINGS)
+    return flat
+
+
+def toml_text(settings: dict) -> str:
+    """A ruff.toml holding ``settings`` (dotted keys; strings, numbers, lists)."""
+    def value(item) -> str:
+        if isinstance(item, bool):
+            return "true" if item else "false"
+        if isinstance(item, (list, tuple)):
+            return "[" + ", ".join(value(v) for v in item) + "]"
+        return json.dumps(item)
+
+    return "".join(f"{key} = {value(item)}\n" for key, item in settings.items())
+
+
+def cells_notebook(page: Page) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(cell.source) for cell in page.notebook.code_cells]
+    return nb
+
+
+def pool_import_lines(page: Page) -> set[int]:
+    """Source lines of the page's ``#@save`` import runs (the library's import pool)."""
+    nb = page.notebook
+    if not any(MARK in cell.source for cell in nb.code_cells):
+        return set()
+    blocks, _ = saved_blocks(nb, Section(page.path, page.rel, 0, None, page.rel))
+    return {block.line + n for block in blocks if block.kind == "import"
+            for n in range(block.text.count("\n") + 1)}
+
+
+def run_ruff(folder: Path, config: Path) -> list[dict] | str:
+    """Ruff's JSON findings for the notebooks under ``folder``, or an error message."""
+    command = [sys.executable, "-m", "ruff", "check", "--no-cache", "--exit-zero",
+               "--config", str(config), "--output-format", "json", str(folder)]
+    try:
+        done = subprocess.run(command, cwd=folder, capture_output=True, text=True,
+                              timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"ruff did not run: {err}"
+    if done.returncode != 0:
+        return f"ruff failed: {(done.stderr or done.stdout).strip()[:500]}"
+    try:
+        return json.loads(done.stdout or "[]")
+    except ValueError:
+        return f"ruff printed no JSON: {done.stdout[:200]}"
+
+
+def ruff_problems(book: Path, pages: list[Page]) -> list[Problem]:
+    """Ruff's findings in the code cells of every notebook page, at their source lines."""
+    linted = [p for p in pages if p.notebook is not None and p.notebook.is_notebook
+              and p.notebook.code_cells]
+    if not linted:
+        return []
+    found = []
+    with tempfile.TemporaryDirectory(prefix="dlbook-check-") as tmp:
+        folder = Path(tmp)
+        config = folder / "ruff.toml"
+        config.write_text(toml_text(ruff_settings(book)), encoding="utf-8")
+        by_file = {}
+        for number, page in enumerate(linted):
+            target = folder / f"page{number:04d}.ipynb"
+            nbformat.write(cells_notebook(page), target)
+            by_file[target.name] = page
+        result = run_ruff(folder, config)
+        pool_lines: dict[Path, set[int]] = {}
+        if isinstance(result, str):
+            return [Problem(linted[0].path, 1, result)]
+        for item in result:
+            code = item.get("code")
+            page = by_file.get(Path(item.get("filename", "")).name)
+            if page is None or not code or code == "invalid-syntax":
+                continue
+            cells = page.notebook.code_cells
+            number = item.get("cell") or 1
+            cell = cells[number - 1] if number <= len(cells) else cells[-1]
+            line = cell.line + (item.get("location") or {}).get("row", 1) - 1
+            if code == "F401" and line in pool_lines.setdefault(
+                    page.path, pool_import_lines(page)):
+                continue
+            found.append(Problem(page.path, line,
+                                 f"code cell {cell.number}: ruff {code}: {item['message']}"))
+    return found
+
+
+def saved_problems(book: Path, shown: Path) -> list[Problem]:
+    """The extractor's problems with the ``#@save`` blocks, as ``path:line`` findings."""
+    try:
+        generate(book)
+    except TocError:  # the table-of-contents rule reports it, with every other entry
+        return []
+    except ExtractError as err:
+        return [_as_problem(p, shown) for p in err.problems]
+    return []
+
+
+def _as_problem(item, shown: Path) -> Problem:
+    """An extractor problem (an object with path and line, or a ``path:line:`` string)."""
+    if hasattr(item, "path") and hasattr(item, "line"):
+        return Problem(Path(item.path), item.line, item.message)
+    head, _, message = str(item).partition(": ")
+    path, _, line = head.rpartition(":")
+    if path and line.isdigit():
+        return Problem(Path(path), int(line), message)
+    return Problem(shown, 1, str(item))
