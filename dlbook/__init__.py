@@ -28,6 +28,25 @@ from dlbook.ch03_linear_regression import (
     try_all_gpus,
     try_gpu,
 )
+from dlbook.ch04_linear_classification import (
+    DATA_HUB,
+    FASHION_MNIST_URL,
+    Classifier,
+    DataUnavailable,
+    FashionMNIST,
+    ImageDataset,
+    SoftmaxRegression,
+    archive_stem,
+    check_members,
+    checksum_matches,
+    data_dir,
+    download,
+    download_extract,
+    extract,
+    read_idx,
+    save_verified,
+    show_images,
+)
 
 __version__ = "0.1.0"
 __all__ = [
@@ -53,4 +72,21 @@ __all__ = [
     "LinearRegressionScratch",
     "SGD",
     "LinearRegression",
+    "FASHION_MNIST_URL",
+    "DATA_HUB",
+    "checksum_matches",
+    "data_dir",
+    "save_verified",
+    "DataUnavailable",
+    "download",
+    "archive_stem",
+    "check_members",
+    "extract",
+    "download_extract",
+    "read_idx",
+    "ImageDataset",
+    "FashionMNIST",
+    "show_images",
+    "Classifier",
+    "SoftmaxRegression",
 ]

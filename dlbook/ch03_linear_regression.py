@@ -203,7 +203,12 @@ class Module(nn.Module, HyperParameters):
         return self.net(X)
 
     def configure_optimizers(self):
-        raise NotImplementedError
+        """Minibatch SGD on all parameters, with the learning rate self.lr.
+
+        Defined in section sec-base-classification-model
+        (chapters/04-linear-classification/base-classification-model.md).
+        """
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
 
     def plot(self, key, value, train):
         """Plot `value` of the quantity `key` (such as 'loss') against epochs.
