@@ -47,6 +47,12 @@ from dlbook.ch04_linear_classification import (
     save_verified,
     show_images,
 )
+from dlbook.ch06_builders_guide import (
+    STAND_INS,
+    download_or_stand_in,
+    get_data_dir,
+    register_stand_in,
+)
 
 __version__ = "0.1.0"
 __all__ = [
@@ -89,4 +95,8 @@ __all__ = [
     "show_images",
     "Classifier",
     "SoftmaxRegression",
+    "get_data_dir",
+    "STAND_INS",
+    "register_stand_in",
+    "download_or_stand_in",
 ]

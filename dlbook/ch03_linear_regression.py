@@ -282,6 +282,23 @@ class DataModule(HyperParameters):
         dataset = torch.utils.data.TensorDataset(*selected)
         return torch.utils.data.DataLoader(dataset, self.batch_size, shuffle=train)
 
+    def smoke_subset(self, data, size=None):
+        """Under the smoke profile, at most `size` (default: the profile's cap) examples
+        of a dataset or a tuple of tensors, chosen at random with a fixed seed.
+
+        Defined in section sec-datasets-dataloaders
+        (chapters/06-builders-guide/datasets-dataloaders.md).
+        """
+        limit = _profile.SMOKE.max_examples if size is None else size
+        tensors = isinstance(data, (tuple, list))
+        count = len(data[0]) if tensors else len(data)
+        if not _profile.is_smoke() or count <= limit:
+            return data
+        rows = torch.randperm(count, generator=torch.Generator().manual_seed(0))[:limit]
+        if tensors:
+            return type(data)(tensor[rows] for tensor in data)
+        return torch.utils.data.Subset(data, rows.tolist())
+
 
 def cpu():
     """The CPU device.
