@@ -47,6 +47,7 @@ from dlbook.ch04_linear_classification import (
     save_verified,
     show_images,
 )
+from dlbook.ch05_mlp import DATA_URL, KaggleHouse, k_fold, k_fold_data, log_rmse
 from dlbook.ch06_builders_guide import (
     STAND_INS,
     download_or_stand_in,
@@ -95,6 +96,11 @@ __all__ = [
     "show_images",
     "Classifier",
     "SoftmaxRegression",
+    "DATA_URL",
+    "KaggleHouse",
+    "k_fold_data",
+    "log_rmse",
+    "k_fold",
     "get_data_dir",
     "STAND_INS",
     "register_stand_in",

@@ -29,17 +29,26 @@ FASHION_MNIST_URL = ('https://raw.githubusercontent.com/zalandoresearch/fashion-
                      'master/data/fashion/')
 
 
-# Defined in section sec-image-classification-dataset
-# (chapters/04-linear-classification/image-classification-dataset.md).
+# Defined in section sec-house-prices (chapters/05-mlp/house-prices.md).
 DATA_HUB = {  # name: (address, published checksum)
-    'fashion-mnist-train-images': (FASHION_MNIST_URL + 'train-images-idx3-ubyte.gz',
-                                   '8d4fb7e6c68d591d4c3dfef9ec88bf0d'),
-    'fashion-mnist-train-labels': (FASHION_MNIST_URL + 'train-labels-idx1-ubyte.gz',
-                                   '25c81989df183df01b3e8a0aad5dffbe'),
-    'fashion-mnist-t10k-images': (FASHION_MNIST_URL + 't10k-images-idx3-ubyte.gz',
-                                  'bef4ecab320f06d8554ea6380940ec79'),
-    'fashion-mnist-t10k-labels': (FASHION_MNIST_URL + 't10k-labels-idx1-ubyte.gz',
-                                  'bb300cfdad3c16e7a12a480ee83cd310'),
+    'fashion-mnist-train-images': (
+        FASHION_MNIST_URL + 'train-images-idx3-ubyte.gz',
+        '8d4fb7e6c68d591d4c3dfef9ec88bf0d'),
+    'fashion-mnist-train-labels': (
+        FASHION_MNIST_URL + 'train-labels-idx1-ubyte.gz',
+        '25c81989df183df01b3e8a0aad5dffbe'),
+    'fashion-mnist-t10k-images': (
+        FASHION_MNIST_URL + 't10k-images-idx3-ubyte.gz',
+        'bef4ecab320f06d8554ea6380940ec79'),
+    'fashion-mnist-t10k-labels': (
+        FASHION_MNIST_URL + 't10k-labels-idx1-ubyte.gz',
+        'bb300cfdad3c16e7a12a480ee83cd310'),
+    'kaggle_house_train': (
+        'http://d2l-data.s3-accelerate.amazonaws.com/kaggle_house_pred_train.csv',
+        '585e9cc93e70b39160e7921475f9bcd7d31219ce'),
+    'kaggle_house_test': (
+        'http://d2l-data.s3-accelerate.amazonaws.com/kaggle_house_pred_test.csv',
+        'fa19780a7b011d9b009e8bff8e99922a8ee2eb90'),
 }
 
 
