@@ -54,6 +54,7 @@ from dlbook.ch06_builders_guide import (
     get_data_dir,
     register_stand_in,
 )
+from dlbook.ch07_cnn import LeNet, corr2d, get_activations, init_cnn, show_filters
 
 __version__ = "0.1.0"
 __all__ = [
@@ -105,4 +106,9 @@ __all__ = [
     "STAND_INS",
     "register_stand_in",
     "download_or_stand_in",
+    "corr2d",
+    "LeNet",
+    "init_cnn",
+    "show_filters",
+    "get_activations",
 ]

@@ -415,6 +415,18 @@ class Classifier(Module):
         Y = Y.reshape((-1,))
         return F.cross_entropy(Y_hat, Y, reduction='mean' if averaged else 'none')
 
+    def layer_summary(self, X_shape):
+        """Print every layer of self.net with its output shape for an input of X_shape.
+
+        Defined in section sec-lenet (chapters/07-cnn/lenet.md).
+        """
+        X = torch.randn(*X_shape)
+        for layer in self.net:
+            X = layer(X)
+            count = sum(p.numel() for p in layer.parameters())
+            print(f'{type(layer).__name__:<10} output {str(tuple(X.shape)):<18} '
+                  f'parameters {count}')
+
 
 class SoftmaxRegression(Classifier):
     """Softmax regression: flatten, then one linear layer that outputs logits.

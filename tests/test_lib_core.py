@@ -7,18 +7,14 @@ linear-regression models, SGD, Timer, Accumulator and the device helpers.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+import dlbook
 
 REPO = Path(__file__).resolve().parents[1]
-if importlib.util.find_spec("dlbook") is None:  # plain `pytest` from anywhere
-    sys.path.append(str(REPO))
-
-torch = pytest.importorskip("torch")
-dlbook = pytest.importorskip("dlbook")
 
 TRUE_W = torch.tensor([1.6, -2.3])
 TRUE_B = 3.5

@@ -10,26 +10,23 @@ touches the network (DLBOOK_OFFLINE=1 and urlopen is replaced).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
-import sys
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import torch
+
+import dlbook
 
 REPO = Path(__file__).resolve().parents[1]
-MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data"
-if importlib.util.find_spec("dlbook") is None:  # plain `pytest` from anywhere
-    sys.path.append(str(REPO))
+MIRROR = REPO.parent / "shared" / "data"  # the project's data mirror, beside the checkout
 
-torch = pytest.importorskip("torch")
-np = pytest.importorskip("numpy")
-pd = pytest.importorskip("pandas")
-dlbook = pytest.importorskip("dlbook")
 if not hasattr(dlbook, "KaggleHouse"):
-    pytest.skip("dlbook has no chapter 5 names yet: run `python -m tools lib` with "
-                "chapters/05-mlp in _toc.yml", allow_module_level=True)
+    pytest.fail("dlbook has no chapter 5 names yet: run `python -m tools lib` with "
+                "chapters/05-mlp in _toc.yml", pytrace=False)
 
 FILES = {
     "kaggle_house_train": ("kaggle_house_pred_train.csv",
@@ -37,9 +34,14 @@ FILES = {
     "kaggle_house_test": ("kaggle_house_pred_test.csv",
                           "fa19780a7b011d9b009e8bff8e99922a8ee2eb90"),
 }
-needs_mirror = pytest.mark.skipif(
-    not all((MIRROR / name).is_file() for name, _ in FILES.values()),
-    reason=f"the house-price CSVs are not in the shared mirror {MIRROR}")
+needs_mirror = pytest.mark.usefixtures("mirror_files")
+
+
+@pytest.fixture()
+def mirror_files():
+    missing = [name for name, _ in FILES.values() if not (MIRROR / name).is_file()]
+    if missing:
+        pytest.fail(f"the shared data mirror {MIRROR} lacks {missing}", pytrace=False)
 
 
 @pytest.fixture(autouse=True)
