@@ -35,7 +35,8 @@ class Smoke:
     max_epochs: int = 1  # epochs of any training loop
     max_batches: int = 8  # training batches per epoch (and validation batches)
     max_examples: int = 1024  # examples a DataModule keeps from each split
-    image_size: int = 32  # longest side of images after resizing
+    image_size: int = 32  # smallest side a smoke resize shrinks images to
+    image_fraction: float = 0.3  # smoke resizes keep this fraction of a larger side
     max_steps: int = 50  # iterations of hand-written optimisation loops
 
 
@@ -74,6 +75,18 @@ def cap(value, limit):
     if value is None or not is_smoke():
         return value
     return min(value, limit)
+
+
+def smoke_image_size(side: int) -> int:
+    """The image side to use for a requested ``side``: unchanged under the full profile.
+
+    Under the smoke profile a side larger than ``SMOKE.image_size`` shrinks to
+    ``SMOKE.image_fraction`` of itself, but never below ``SMOKE.image_size``: 224 becomes
+    67 (still large enough for AlexNet's strides and pools), 96 becomes 32, 28 stays 28.
+    """
+    if not is_smoke():
+        return side
+    return min(side, max(SMOKE.image_size, round(SMOKE.image_fraction * side)))
 
 
 def limits() -> Smoke | None:

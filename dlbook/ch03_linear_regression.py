@@ -408,6 +408,7 @@ class Trainer(HyperParameters):
 
         Defined in section sec-oo-design (chapters/03-linear-regression/oo-design.md).
         """
+        self.apply_model_caps(model)
         self.prepare_data(data)
         self.prepare_model(model)
         self.optim = model.configure_optimizers()
@@ -417,6 +418,17 @@ class Trainer(HyperParameters):
         for epoch in range(self.max_epochs):
             self.epoch = epoch
             self.fit_epoch()
+
+    def apply_model_caps(self, model):
+        """Under the smoke profile, also honour smaller caps that the model declares.
+
+        Defined in section sec-oo-design (chapters/03-linear-regression/oo-design.md).
+        """
+        for name in ('smoke_max_epochs', 'smoke_max_batches'):
+            limit = getattr(model, name, None)
+            if limit is not None and _profile.is_smoke():
+                setattr(self, name, min(getattr(self, name), limit))
+        self.max_epochs = _profile.cap(self.max_epochs, self.smoke_max_epochs)
 
     def fit_epoch(self):
         """One pass over the training data, then one over the validation data.

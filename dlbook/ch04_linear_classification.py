@@ -266,6 +266,7 @@ class FashionMNIST(DataModule):
         if _profile.is_smoke():
             train = self.random_subset(train, self.smoke_max_train)
             val = self.random_subset(val, self.smoke_max_val)
+            resize = tuple(_profile.smoke_image_size(side) for side in resize)
         self.train = ImageDataset(*train, resize=resize)
         self.val = ImageDataset(*val, resize=resize)
 

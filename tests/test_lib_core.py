@@ -248,6 +248,36 @@ def test_smoke_profile_leaves_small_runs_alone(monkeypatch):
     assert isinstance(trainer.train_dataloader, torch.utils.data.DataLoader)
 
 
+def test_smoke_profile_honours_a_model_s_own_caps(monkeypatch):
+    monkeypatch.setenv("DLBOOK_PROFILE", "smoke")
+
+    class Expensive(dlbook.LinearRegressionScratch):
+        smoke_max_epochs = 2
+        smoke_max_batches = 3
+
+    trainer = dlbook.Trainer(max_epochs=8)
+    trainer.fit(Expensive(2, lr=0.1), make_data())
+    assert trainer.max_epochs == 2 and trainer.num_train_batches == 3
+    assert trainer.train_batch_idx == 2 * 3
+
+
+def test_model_caps_are_ignored_under_the_full_profile():
+    class Expensive(dlbook.LinearRegressionScratch):
+        smoke_max_epochs = 2
+
+    trainer = dlbook.Trainer(max_epochs=4)
+    trainer.fit(Expensive(2, lr=0.1), make_data())
+    assert trainer.max_epochs == 4 and trainer.num_train_batches == 32
+
+
+def test_smoke_image_size_shrinks_only_large_images(monkeypatch):
+    from dlbook import _profile
+
+    assert [_profile.smoke_image_size(s) for s in (224, 96, 28)] == [224, 96, 28]
+    monkeypatch.setenv("DLBOOK_PROFILE", "smoke")
+    assert [_profile.smoke_image_size(s) for s in (224, 96, 28)] == [67, 32, 28]
+
+
 def test_full_profile_does_not_cap():
     trainer = dlbook.Trainer(max_epochs=dlbook.Trainer.smoke_max_epochs + 5)
     assert trainer.max_epochs == dlbook.Trainer.smoke_max_epochs + 5
