@@ -23,6 +23,7 @@ OUTPUT_NAMES = {"html": "html", "pdflatex": "latex"}
 PROBLEM_MARKERS = ("WARNING:", "ERROR:", "CRITICAL:", "Executing notebook failed",
                    "Exception occurred", "Error:")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+FAILED_LATEX = "latex-failed"  # marker: the last LaTeX run failed
 TEX_PACKAGES = "texlive-xetex texlive-fonts-recommended latexmk fonts-freefont-otf xindy"
 
 
@@ -116,13 +117,16 @@ def run_build(build: Build) -> int:
         say(f"build stopped before rendering: notebooks failed to execute (exit {executed}); "
             f"{build.output.relative_to(book)} left as it was")
         return executed
+    if build.builder == "pdflatex" and (build.work / FAILED_LATEX).exists():
+        shutil.rmtree(build.produced, ignore_errors=True)  # latexmk keeps stale state
+        (build.work / FAILED_LATEX).unlink()
     env = kernel_environment(book, build.profile)
     code, lines = run_streaming(jupyter_book_command(build), book, env)
     if code == 0 and build.builder == "pdflatex" and not (build.produced / "book.pdf").is_file():
         code, lines = 1, lines + [f"{build.produced / 'book.pdf'}: no PDF was produced"]
     if code != 0:
-        if build.builder == "pdflatex":
-            shutil.rmtree(build.produced, ignore_errors=True)  # latexmk keeps stale state
+        if build.builder == "pdflatex":  # keep book.tex/book.log to read; the next run
+            (build.work / FAILED_LATEX).touch()  # starts from a clean LaTeX folder
         if lines:
             say("problems reported (file:line where known):")
             for line in dict.fromkeys(lines):
