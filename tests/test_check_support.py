@@ -7,22 +7,13 @@ import textwrap
 from pathlib import Path
 
 from tools.check import check_book
+from tools.notebook import MYST_FRONT_MATTER
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "check" / "good"
 SECTION = "chapters/01-basics/second-steps.md"
 
-FRONT = """\
----
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  name: python3
-  display_name: Python 3
----
-"""
+FRONT = MYST_FRONT_MATTER
 
 
 def book_copy(tmp_path: Path) -> Path:

@@ -16,20 +16,11 @@ from pathlib import Path
 
 from tools.cli import main
 from tools.extract import ExtractError, generate
+from tools.notebook import MYST_FRONT_MATTER
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "extract"
-FRONT = textwrap.dedent("""\
-    ---
-    jupytext:
-      text_representation:
-        extension: .md
-        format_name: myst
-    kernelspec:
-      name: python3
-      display_name: Python 3
-    ---
-    """)
+FRONT = MYST_FRONT_MATTER
 
 
 def page(label: str, *cells: str, title: str | None = None) -> str:

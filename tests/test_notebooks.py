@@ -16,20 +16,11 @@ from conftest import REPO, build, make_book, output_of
 from IPython.core.inputtransformer2 import TransformerManager
 
 from tools.extract import project_version
+from tools.notebook import MYST_FRONT_MATTER
 from tools.notebooks import INSTALL_TAG, SAVED_NOTE, colab_ready, install_source, uses_gpu
 
 VERSION = project_version(REPO)
-GPU_PAGE = """\
----
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  name: python3
-  display_name: Python 3
----
-
+GPU_PAGE = MYST_FRONT_MATTER + """
 (sec-gpu)=
 # On a GPU
 

@@ -19,20 +19,12 @@ from pathlib import Path
 
 import yaml
 
+from tools.notebook import MYST_FRONT_MATTER
+
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 TOC = "_toc.yml"
 
-TEMPLATE = """\
----
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  name: python3
-  display_name: Python 3
----
-
+TEMPLATE = MYST_FRONT_MATTER + """
 ({label})=
 # {title}
 

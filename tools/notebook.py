@@ -14,6 +14,19 @@ from jupytext.myst import MystMetadataParsingError, get_parser, read_fenced_cell
 
 CODE_CELL = "{code-cell}"
 
+# The front matter that makes a Markdown file a MyST notebook of this book.
+MYST_FRONT_MATTER = """\
+---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  name: python3
+  display_name: Python 3
+---
+"""
+
 
 class NotebookError(Exception):
     """A notebook source that cannot be read; the message starts with ``path:line:``."""
