@@ -166,7 +166,7 @@ def test_get_activations_returns_outputs_and_removes_hooks():
 
 
 def test_show_filters_draws_one_panel_per_kernel():
-    matplotlib = pytest.importorskip("matplotlib")
+    import matplotlib
     matplotlib.use("Agg")
     axes = dlbook.show_filters(torch.randn(6, 1, 5, 5), num_cols=4, titles=["a"] * 6)
     assert axes.shape == (2, 4)

@@ -62,8 +62,9 @@ def offline_environment(monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def house(tmp_path_factory):
     """The preprocessed Kaggle data, read once from the mirror into a private cache."""
-    if not all((MIRROR / name).is_file() for name, _ in FILES.values()):
-        pytest.skip(f"the house-price CSVs are not in the shared mirror {MIRROR}")
+    missing = [name for name, _ in FILES.values() if not (MIRROR / name).is_file()]
+    if missing:
+        pytest.fail(f"the shared data mirror {MIRROR} lacks {missing}", pytrace=False)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DLBOOK_PROFILE", "full")
         patch.setenv("DLBOOK_OFFLINE", "1")
