@@ -6,36 +6,25 @@ line in the Markdown source, so an author can jump straight to it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from IPython.core.inputtransformer2 import TransformerManager
 
-from tools.notebook import Cell, Notebook, read_notebook
+from tools.notebook import Cell, Notebook, Problem, read_notebook
 
 
-@dataclass(frozen=True)
-class CellProblem:
-    path: Path
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
-
-
-def cell_syntax_error(nb: Notebook, cell: Cell) -> CellProblem | None:
+def cell_syntax_error(nb: Notebook, cell: Cell) -> Problem | None:
     """The syntax error of one code cell (IPython magics allowed), or None."""
     try:
         python = TransformerManager().transform_cell(cell.source)
     except SyntaxError as err:  # raised by malformed magics
-        return CellProblem(nb.path, cell.line, f"code cell {cell.number}: {err}")
+        return Problem(nb.path, cell.line, f"code cell {cell.number}: {err}")
     try:
         compile(python, f"{nb.path}:cell{cell.number}", "exec", dont_inherit=True)
     except SyntaxError as err:
         # Magics are rewritten one line for one line, so line numbers still match.
         offset = (err.lineno or 1) - 1
-        return CellProblem(
+        return Problem(
             nb.path,
             cell.line + offset,
             f"code cell {cell.number}: SyntaxError: {err.msg}",
@@ -43,7 +32,7 @@ def cell_syntax_error(nb: Notebook, cell: Cell) -> CellProblem | None:
     return None
 
 
-def syntax_problems(paths: list[Path]) -> list[CellProblem]:
+def syntax_problems(paths: list[Path]) -> list[Problem]:
     """Syntax errors in the code cells of the notebooks among ``paths``."""
     problems = []
     for path in paths:

@@ -21,8 +21,8 @@ from pathlib import Path
 import yaml
 
 from tools import check_code, check_refs, check_structure
-from tools.check_markdown import Page, Problem, markdown_parser, tokenize
-from tools.notebook import NotebookError, parse_text
+from tools.check_markdown import Page, markdown_parser, tokenize
+from tools.notebook import NotebookError, Problem, parse_text
 
 TOC = "_toc.yml"
 DEFAULT_BIB = ["book/references.bib"]

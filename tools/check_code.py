@@ -25,8 +25,9 @@ from pathlib import Path
 import nbformat
 
 from tools.cellcheck import cell_syntax_error
-from tools.check_markdown import Page, Problem
+from tools.check_markdown import Page
 from tools.extract import ExtractError, generate
+from tools.notebook import Problem
 from tools.saved import MARK, Section, saved_blocks
 from tools.toc import TocError
 

@@ -33,18 +33,6 @@ OPTION = re.compile(r"^:([\w-]+):(?:\s+(.*))?$")
 
 
 @dataclass(frozen=True)
-class Problem:
-    """One finding of ``tools check``: ``path:line: message``."""
-
-    path: Path
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
-
-
-@dataclass(frozen=True)
 class Located:
     """A markdown-it token, the 1-based line it starts on, and how deep in directives."""
 

@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.check_markdown import Page, Problem, code_cell_fence_line, inline_children
+from tools.check_markdown import Page, code_cell_fence_line, inline_children
+from tools.notebook import Problem
 
 BIB_ENTRY = re.compile(r"@(\w+)\s*[{(]\s*([^,\s]+)\s*,")
 IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)

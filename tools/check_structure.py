@@ -18,8 +18,9 @@ from pathlib import Path
 import yaml
 from sphinx.util.matching import Matcher
 
-from tools.check_markdown import Page, Problem, code_cell_fence_line
-from tools.toc import SUFFIXES
+from tools.check_markdown import Page, code_cell_fence_line
+from tools.notebook import Problem
+from tools.toc import SUFFIXES, named_file
 
 EXERCISES = "Exercises"
 OUTPUT_FENCES = frozenset({"output", "{output}", "{code-output}"})
@@ -166,14 +167,6 @@ def _scalars(node, found: list[tuple[str, int]]) -> None:
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
             _scalars(item, found)
-
-
-def named_file(book: Path, name: str) -> Path | None:
-    stem = book / name
-    if stem.suffix in SUFFIXES and stem.is_file():
-        return stem
-    return next((p for p in (stem.with_name(stem.name + s) for s in SUFFIXES)
-                 if p.is_file()), None)
 
 
 def toc_entries(book: Path, toc: Path) -> tuple[list[TocEntry], list[Problem]]:

@@ -33,6 +33,18 @@ class NotebookError(Exception):
 
 
 @dataclass(frozen=True)
+class Problem:
+    """One finding about a source file, printed as ``path:line: message``."""
+
+    path: Path
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
 class Cell:
     """One cell: ``kind`` is ``"code"`` or ``"markdown"``; ``line`` is 1-based."""
 

@@ -15,23 +15,11 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.notebook import Cell, Notebook
+from tools.notebook import Cell, Notebook, Problem
 from tools.pyedit import MARK, header_end, marked_comments
 from tools.pynames import FUNCTIONS, LIBRARY, defined_name, first_line
 
 IMPORTS = (ast.Import, ast.ImportFrom)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something that stops the library from being generated."""
-
-    path: Path
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ def _files(node, found: list[str]) -> None:
             _files(child, found)
 
 
-def _source(book: Path, name: str) -> Path | None:
+def named_file(book: Path, name: str) -> Path | None:
+    """The file a TOC entry names: ``name`` itself, or with .md or .ipynb appended."""
     stem = book / name
     if stem.suffix in SUFFIXES and stem.is_file():
         return stem
@@ -66,7 +67,7 @@ def toc_sources(book: Path, toc_name: str = "_toc.yml",
     _files(data, names)
     sources = []
     for name in names:
-        path = _source(book, name)
+        path = named_file(book, name)
         if path is None and name in optional:
             continue
         if path is None:
