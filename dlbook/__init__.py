@@ -13,7 +13,6 @@ from dlbook.ch03_linear_regression import (
     Accumulator,
     DataModule,
     HyperParameters,
-    LimitedLoader,
     LinearRegression,
     LinearRegressionScratch,
     Module,
@@ -47,7 +46,7 @@ from dlbook.ch04_linear_classification import (
     save_verified,
     show_images,
 )
-from dlbook.ch05_mlp import DATA_URL, KaggleHouse, k_fold, k_fold_data, log_rmse
+from dlbook.ch05_mlp import KAGGLE_HOUSE_FILES, KaggleHouse, k_fold, k_fold_data, log_rmse
 from dlbook.ch06_builders_guide import (
     STAND_INS,
     download_or_stand_in,
@@ -100,7 +99,6 @@ __all__ = [
     "num_gpus",
     "try_gpu",
     "try_all_gpus",
-    "LimitedLoader",
     "Trainer",
     "SyntheticRegressionData",
     "LinearRegressionScratch",
@@ -123,7 +121,7 @@ __all__ = [
     "show_images",
     "Classifier",
     "SoftmaxRegression",
-    "DATA_URL",
+    "KAGGLE_HOUSE_FILES",
     "KaggleHouse",
     "k_fold_data",
     "log_rmse",

@@ -3,20 +3,16 @@
 # Sources: chapters/02-preliminaries/*.md
 """Chapter 2, Preliminaries: the library code its sections save."""
 
-import os
-
 import matplotlib.pyplot as plt
 from matplotlib_inline import backend_inline
 
 
 def use_svg_display():
-    """Render figures as vector graphics in Jupyter (formats: DLBOOK_FIGURE_FORMATS).
+    """Show Matplotlib figures in Jupyter as SVG vector graphics.
 
     Defined in section sec-calculus (chapters/02-preliminaries/calculus.md).
     """
-    requested = os.environ.get('DLBOOK_FIGURE_FORMATS', 'svg')
-    formats = [name.strip() for name in requested.split(',') if name.strip()]
-    backend_inline.set_matplotlib_formats(*formats)
+    backend_inline.set_matplotlib_formats('svg')
 
 
 def set_figsize(figsize=(3.5, 2.5)):

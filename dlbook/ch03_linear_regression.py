@@ -5,7 +5,6 @@
 
 import collections
 import inspect
-import os
 import time
 
 import IPython.display
@@ -14,7 +13,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlbook import _profile
 from dlbook.ch02_preliminaries import set_axes, use_svg_display
 
 
@@ -109,13 +107,15 @@ class ProgressBoard(HyperParameters):
                  xscale='linear', yscale='linear',
                  ls=['-', '--', '-.', ':'],  # noqa: B006
                  colors=['C0', 'C1', 'C2', 'C3'],  # noqa: B006
-                 fig=None, axes=None, figsize=(3.5, 2.5), display=True):
+                 fig=None, axes=None, figsize=(3.5, 2.5), display=True,
+                 refresh_seconds=1.0):
         self.save_hyperparameters()
         self.raw = collections.defaultdict(list)     # label -> points not yet averaged
         self.points = collections.defaultdict(list)  # label -> averaged, plotted points
         self.owns_figure = fig is None and axes is None
         self.live_output, self.live_cell = None, None
-        self.final_display_pending = False
+        self.last_drawn, self.draw_seconds = 0.0, 0.0  # when, and how long, it last drew
+        self.final_update_pending = False
 
     def draw(self, x, y, label, every_n=1):
         """Add (x, y) to the curve `label`; plot the mean of every group of every_n.
@@ -156,7 +156,7 @@ class ProgressBoard(HyperParameters):
         return self.fig
 
     def show(self):
-        """Show the figure: live in Jupyter, once at the end of the cell in a book build.
+        """Show the figure in Jupyter: one output per cell, redrawn as points arrive.
 
         Defined in section sec-oo-design (chapters/03-linear-regression/oo-design.md).
         """
@@ -164,24 +164,28 @@ class ProgressBoard(HyperParameters):
         if not self.owns_figure or shell is None or not hasattr(shell, 'kernel'):
             self.render()
             return
-        if os.environ.get('DLBOOK_PROFILE'):  # unattended run: one final figure
-            if not self.final_display_pending:
-                self.final_display_pending = True
-                shell.events.register('post_execute', self.show_final)
-        elif self.live_output is None or self.live_cell != shell.execution_count:
+        if not self.final_update_pending:  # redraw once more when the cell has run
+            self.final_update_pending = True
+            shell.events.register('post_execute', self.show_final)
+        start = time.monotonic()
+        if self.live_output is None or self.live_cell != shell.execution_count:
             self.live_output = IPython.display.display(self.render(), display_id=True)
             self.live_cell = shell.execution_count
-        else:
+        elif start - self.last_drawn >= max(self.refresh_seconds, 10 * self.draw_seconds):
             self.live_output.update(self.render())
+        else:
+            return
+        self.last_drawn = time.monotonic()
+        self.draw_seconds = self.last_drawn - start
 
     def show_final(self):
-        """Display the finished figure once (called by IPython after the cell has run).
+        """Redraw the figure with every point (called by IPython after the cell has run).
 
         Defined in section sec-oo-design (chapters/03-linear-regression/oo-design.md).
         """
         IPython.get_ipython().events.unregister('post_execute', self.show_final)
-        self.final_display_pending = False
-        IPython.display.display(self.render())
+        self.final_update_pending = False
+        self.live_output.update(self.render())
 
 
 class Module(nn.Module, HyperParameters):
@@ -282,23 +286,6 @@ class DataModule(HyperParameters):
         dataset = torch.utils.data.TensorDataset(*selected)
         return torch.utils.data.DataLoader(dataset, self.batch_size, shuffle=train)
 
-    def smoke_subset(self, data, size=None):
-        """Under the smoke profile, at most `size` (default: the profile's cap) examples
-        of a dataset or a tuple of tensors, chosen at random with a fixed seed.
-
-        Defined in section sec-datasets-dataloaders
-        (chapters/06-builders-guide/datasets-dataloaders.md).
-        """
-        limit = _profile.SMOKE.max_examples if size is None else size
-        tensors = isinstance(data, (tuple, list))
-        count = len(data[0]) if tensors else len(data)
-        if not _profile.is_smoke() or count <= limit:
-            return data
-        rows = torch.randperm(count, generator=torch.Generator().manual_seed(0))[:limit]
-        if tensors:
-            return type(data)(tensor[rows] for tensor in data)
-        return torch.utils.data.Subset(data, rows.tolist())
-
 
 def cpu():
     """The CPU device.
@@ -340,55 +327,25 @@ def try_all_gpus():
     return [gpu(i) for i in range(num_gpus())] or [cpu()]
 
 
-class LimitedLoader:
-    """Iterate over at most max_batches minibatches of a data loader per pass.
-
-    Defined in section sec-oo-design (chapters/03-linear-regression/oo-design.md).
-    """
-
-    def __init__(self, loader, max_batches):
-        self.loader, self.max_batches = loader, max_batches
-
-    def __len__(self):
-        return min(len(self.loader), self.max_batches)
-
-    def __iter__(self):
-        for _, batch in zip(range(self.max_batches), self.loader, strict=False):
-            yield batch
-
-
 class Trainer(HyperParameters):
     """Fit a Module to a DataModule: the training loop that every chapter reuses.
 
     Defined in section sec-oo-design (chapters/03-linear-regression/oo-design.md).
     """
 
-    smoke_max_epochs = 10   # caps that apply under DLBOOK_PROFILE=smoke
-    smoke_max_batches = 50
-
     def __init__(self, max_epochs, num_gpus=0, gradient_clip_val=0):
         self.save_hyperparameters()
-        self.max_epochs = _profile.cap(max_epochs, self.smoke_max_epochs)
         available = [d for d in try_all_gpus() if d.type == 'cuda']
         self.gpus = available[:num_gpus]
         self.device = self.gpus[0] if self.gpus else cpu()
-
-    def limit_batches(self, loader):
-        """Apply the smoke profile's cap on minibatches per epoch to a loader."""
-        if loader is None:
-            return None
-        max_batches = _profile.cap(len(loader), self.smoke_max_batches)
-        if max_batches == len(loader):
-            return loader
-        return LimitedLoader(loader, max_batches)
 
     def prepare_data(self, data):
         """Get the data loaders and count their minibatches.
 
         Defined in section sec-oo-design (chapters/03-linear-regression/oo-design.md).
         """
-        self.train_dataloader = self.limit_batches(data.train_dataloader())
-        self.val_dataloader = self.limit_batches(data.val_dataloader())
+        self.train_dataloader = data.train_dataloader()
+        self.val_dataloader = data.val_dataloader()
         self.num_train_batches = len(self.train_dataloader)
         self.num_val_batches = (len(self.val_dataloader)
                                 if self.val_dataloader is not None else 0)
@@ -408,7 +365,6 @@ class Trainer(HyperParameters):
 
         Defined in section sec-oo-design (chapters/03-linear-regression/oo-design.md).
         """
-        self.apply_model_caps(model)
         self.prepare_data(data)
         self.prepare_model(model)
         self.optim = model.configure_optimizers()
@@ -418,17 +374,6 @@ class Trainer(HyperParameters):
         for epoch in range(self.max_epochs):
             self.epoch = epoch
             self.fit_epoch()
-
-    def apply_model_caps(self, model):
-        """Under the smoke profile, also honour smaller caps that the model declares.
-
-        Defined in section sec-oo-design (chapters/03-linear-regression/oo-design.md).
-        """
-        for name in ('smoke_max_epochs', 'smoke_max_batches'):
-            limit = getattr(model, name, None)
-            if limit is not None and _profile.is_smoke():
-                setattr(self, name, min(getattr(self, name), limit))
-        self.max_epochs = _profile.cap(self.max_epochs, self.smoke_max_epochs)
 
     def fit_epoch(self):
         """One pass over the training data, then one over the validation data.

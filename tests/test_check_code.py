@@ -7,7 +7,17 @@ import os
 import subprocess
 import sys
 
-from test_check_support import REPO, SECTION, book_copy, broken, line_of, problems, section
+from test_check_support import (
+    FRONT,
+    REPO,
+    SECTION,
+    book_copy,
+    broken,
+    line_of,
+    problems,
+    section,
+    write,
+)
 
 from tools.check import check_book
 from tools.check_code import ruff_settings, toml_text
@@ -115,3 +125,49 @@ def test_the_real_book_passes_check():
 
 def test_the_fixture_copy_is_clean(tmp_path):
     assert problems(book_copy(tmp_path)) == []
+
+
+def test_build_machinery_in_a_code_cell_is_refused(tmp_path):
+    found, text = broken(tmp_path, section(cells(
+        "epochs = 10", "from dlbook import _profile\n\nk = _profile.smoke_scale(1, 8)")))
+    line = line_of(text, "from dlbook import _profile")
+    assert found == [
+        f"{SECTION}:{line}: code cell 2 names '_profile': declare smoke reductions in the "
+        "page's front matter (smoke: ...), never in code (docs/execution.md)",
+        f"{SECTION}:{line + 2}: code cell 2 names '_profile': declare smoke reductions in "
+        "the page's front matter (smoke: ...), never in code (docs/execution.md)"]
+
+
+def test_smoke_front_matter_is_validated(tmp_path):
+    front = FRONT.replace("\n---", "\nsmoke:\n  max_epochs: 0\n---")
+    found, _ = broken(tmp_path, section(cells("x = 1"), front=front))
+    line = front.splitlines().index("smoke:") + 1
+    assert found == [f"{SECTION}:{line}: front matter: smoke: max_epochs must be a positive "
+                     "whole number or null, not 0"]
+    good = front.replace("max_epochs: 0", "max_epochs: 2\n  width: 0.25")
+    assert broken(tmp_path / "good", section(cells("x = 1"), front=good))[0] == []
+
+
+def test_generated_library_naming_the_build_is_refused(tmp_path):
+    from tools.extract import GENERATED
+
+    book = book_copy(tmp_path)
+    module = write(book, "dlbook/ch01_x.py", f"{GENERATED}\nx = 1\nSMOKE_CAP = 3\n")
+    assert f"dlbook/{module.name}:3: generated module names 'SMOKE': declare smoke " \
+        "reductions in the page's front matter (smoke: ...), never in code " \
+        "(docs/execution.md)" in problems(book)
+    hand = book / "dlbook" / "_smoke.py"
+    hand.write_text('"""Hand-written: may name smoke."""\n')
+    assert not any("_smoke.py" in p for p in problems(book))
+
+
+def test_the_real_book_shows_no_build_machinery():
+    from tools.check import read_pages
+    from tools.check_code import library_machinery_problems, machinery_problems
+    from tools.check_structure import toc_entries
+
+    entries, _ = toc_entries(REPO, REPO / "_toc.yml")
+    book, _ = read_pages(REPO, [e.path for e in entries if e.path is not None])
+    assert len(book.pages) > 60
+    assert [str(p) for p in machinery_problems(book.pages)] == []
+    assert [str(p) for p in library_machinery_problems(REPO)] == []

@@ -262,3 +262,68 @@ def test_sphinx_renders_from_the_cache_and_rereads_exactly_the_dependents(book: 
     assert read_pages(log) == {"chapter/uses_helper", "book/execution"}
     assert "Executing notebook" not in log
     assert "scaled is 201" in (html / "chapter" / "uses_helper.html").read_text()
+
+
+# --- smoke reductions: declared in the front matter, applied in the kernel ---------------
+
+TRAINER_MODULE = '''"""A loop shaped like the book's Trainer."""
+
+
+class Trainer:
+    def __init__(self, max_epochs):
+        self.max_epochs = max_epochs
+'''
+
+
+def add_smoke_page(book: Path, front_matter: str) -> Path:
+    """A page whose output is the epochs a Trainer asked for 10 epochs really runs."""
+    shutil.copy(REPO / "dlbook" / "_smoke.py", book / "dlbook" / "_smoke.py")
+    (book / "dlbook" / "loop.py").write_text(TRAINER_MODULE)
+    add_notebook(book, "trains", "from dlbook.loop import Trainer\n"
+                 "print('epochs', Trainer(max_epochs=10).max_epochs)")
+    page = book / "chapter" / "trains.md"
+    edit(page, "---\n# Trains", f"{front_matter}---\n# Trains")
+    return page
+
+
+def test_page_smoke_reductions_reach_its_kernel_only_under_smoke(book: Path):
+    add_smoke_page(book, "smoke:\n  max_epochs: 3\n")
+    code, ran, output = execute(book, [book / "chapter/trains.md"])
+    assert (code, ran) == (0, {"chapter/trains.md"}), output
+    assert "epochs 3" in "".join(text_outputs(book, "chapter/trains.md"))
+    entry = load_manifest(book / CACHE).entries["chapter/trains.md"]
+    assert entry.parts["smoke"]["max_epochs"] == 3 and entry.parts["smoke"]["module"]
+    code, ran, output = execute(book, [book / "chapter/trains.md"], profile="full")
+    assert (code, ran) == (0, {"chapter/trains.md"}), output
+    assert "epochs 10" in "".join(text_outputs(book, "chapter/trains.md"))
+    assert load_manifest(book / CACHE).entries["chapter/trains.md"].parts["smoke"] == {}
+
+
+def test_other_pages_get_the_book_defaults(book: Path):
+    add_smoke_page(book, "")
+    code, _, output = execute(book, [book / "chapter/trains.md"])
+    assert code == 0, output
+    assert "epochs 10" in "".join(text_outputs(book, "chapter/trains.md"))  # default cap
+    edit(book / "dlbook" / "loop.py", "self.max_epochs = max_epochs",
+         "self.max_epochs = max_epochs + 5")
+    execute(book, [book / "chapter/trains.md"])
+    assert "epochs 10" in "".join(text_outputs(book, "chapter/trains.md"))  # 15, capped
+
+
+def test_changing_a_page_s_reductions_runs_it_again(book: Path):
+    page = add_smoke_page(book, "smoke:\n  max_epochs: 3\n")
+    assert execute(book, [page])[0] == 0
+    edit(page, "max_epochs: 3", "max_epochs: 2")
+    code, ran, output = execute(book, [page])
+    assert (code, ran) == (0, {"chapter/trains.md"}) and "smoke settings" in output
+    assert "epochs 2" in "".join(text_outputs(book, "chapter/trains.md"))
+    edit(book / "dlbook" / "_smoke.py", '"""The smoke profile', '"""The profile')
+    assert set(would_run(book).values()) == {"smoke settings"}  # every page uses it
+    assert len(would_run(book)) == 4
+
+
+def test_bad_reductions_name_the_page_and_line_and_run_nothing(book: Path):
+    add_smoke_page(book, "smoke:\n  max_epoch: 3\n")
+    code, ran, output = execute(book)
+    assert code == 1 and "chapter/trains.md" not in ran
+    assert "chapter/trains.md:8: front matter: smoke: unknown key 'max_epoch'" in output

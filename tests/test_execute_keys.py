@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from dlbook import _profile
 from tools.cachekey import DataFilesError, KeyParts, data_digests, explain, kernel_digest
 from tools.depgraph import notebook_dependencies, python_of_cell
 from tools.libgraph import normalised_digest, read_library
@@ -282,18 +281,24 @@ def test_table_lists_every_notebook():
     assert "a.md" in text and "1.2 s" in text and "cached" in text
 
 
-def test_profile_contract(monkeypatch):
-    monkeypatch.delenv("DLBOOK_PROFILE", raising=False)
-    assert _profile.profile() == "full" and not _profile.is_smoke()
-    assert _profile.cap(10, 2) == 10 and _profile.limits() is None
-    monkeypatch.setenv("DLBOOK_PROFILE", "smoke")
-    assert _profile.is_smoke() and _profile.cap(10, 2) == 2 and _profile.cap(None, 2) is None
-    assert _profile.smoke_scale(224, 32) == 32 and _profile.limits() is _profile.SMOKE
-    monkeypatch.setenv("DLBOOK_PROFILE", "auto")
+def test_profile_resolution(monkeypatch):
+    from tools.kernel_env import resolve_profile
+
+    assert resolve_profile("full") == "full" and resolve_profile("smoke") == "smoke"
     for cuda, expected in ((True, "full"), (False, "smoke")):
         fake = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda c=cuda: c))
         monkeypatch.setitem(sys.modules, "torch", fake)
-        assert _profile.profile() == expected
-    monkeypatch.setenv("DLBOOK_PROFILE", "huge")
+        assert resolve_profile("auto") == expected
     with pytest.raises(ValueError):
-        _profile.profile()
+        resolve_profile("huge")
+
+
+def test_kernels_get_smoke_reductions_only_under_smoke():
+    from tools.kernel_env import kernel_environment, page_environment
+
+    page = types.SimpleNamespace(metadata={"smoke": {"max_epochs": 2}})
+    base = kernel_environment(Path("."), "smoke", {"DLBOOK_SMOKE": "stale"})
+    assert "DLBOOK_SMOKE" not in base and "DLBOOK_PROFILE" not in base
+    smoke = page_environment(base, page, "smoke")
+    assert json.loads(smoke["DLBOOK_SMOKE"])["max_epochs"] == 2
+    assert "DLBOOK_SMOKE" not in page_environment(base, page, "full")

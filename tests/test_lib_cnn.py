@@ -26,9 +26,8 @@ from torch.nn import functional as F  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def full_profile(monkeypatch):
-    """Run as written (no smoke caps) from a fixed seed."""
-    monkeypatch.setenv("DLBOOK_PROFILE", "full")
+def seeded():
+    """Every test starts from the same random state."""
     torch.manual_seed(0)
 
 

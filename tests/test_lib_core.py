@@ -1,7 +1,7 @@
 """Tests of the core training library saved by chapter 3 (generated ``dlbook``).
 
 Covers HyperParameters, add_to_class, ProgressBoard, Module/DataModule/Trainer with the
-smoke-profile caps, SyntheticRegressionData and its loaders, the scratch and concise
+SyntheticRegressionData and its loaders, the scratch and concise
 linear-regression models, SGD, Timer, Accumulator and the device helpers.
 """
 
@@ -21,9 +21,8 @@ TRUE_B = 3.5
 
 
 @pytest.fixture(autouse=True)
-def full_profile(monkeypatch):
-    """Run every test under the full profile unless it asks for another one."""
-    monkeypatch.setenv("DLBOOK_PROFILE", "full")
+def seeded():
+    """Every test starts from the same random state."""
     torch.manual_seed(0)
 
 
@@ -219,78 +218,6 @@ def test_prepare_batch_moves_to_device():
     trainer = dlbook.Trainer(max_epochs=1)
     batch = trainer.prepare_batch([torch.ones(2, 3), torch.zeros(2, 1)])
     assert all(t.device == trainer.device for t in batch)
-
-
-# --- Profiles ------------------------------------------------------------------------
-
-
-def test_smoke_profile_caps_epochs_and_batches(monkeypatch):
-    monkeypatch.setenv("DLBOOK_PROFILE", "smoke")
-    cap_epochs = dlbook.Trainer.smoke_max_epochs
-    cap_batches = dlbook.Trainer.smoke_max_batches
-    trainer = dlbook.Trainer(max_epochs=cap_epochs + 5)
-    assert trainer.max_epochs == cap_epochs
-    data = make_data(num_train=(cap_batches + 10) * 4, num_val=(cap_batches + 3) * 4,
-                     batch_size=4)
-    model = dlbook.LinearRegressionScratch(num_inputs=2, lr=0.1)
-    trainer.fit(model, data)
-    assert trainer.num_train_batches == cap_batches
-    assert trainer.num_val_batches == cap_batches
-    assert trainer.train_batch_idx == cap_epochs * cap_batches
-    assert trainer.val_batch_idx == cap_epochs * cap_batches
-
-
-def test_smoke_profile_leaves_small_runs_alone(monkeypatch):
-    monkeypatch.setenv("DLBOOK_PROFILE", "smoke")
-    trainer = dlbook.Trainer(max_epochs=3)
-    trainer.fit(dlbook.LinearRegressionScratch(2, lr=0.1), make_data())
-    assert trainer.max_epochs == 3 and trainer.num_train_batches == 32
-    assert isinstance(trainer.train_dataloader, torch.utils.data.DataLoader)
-
-
-def test_smoke_profile_honours_a_model_s_own_caps(monkeypatch):
-    monkeypatch.setenv("DLBOOK_PROFILE", "smoke")
-
-    class Expensive(dlbook.LinearRegressionScratch):
-        smoke_max_epochs = 2
-        smoke_max_batches = 3
-
-    trainer = dlbook.Trainer(max_epochs=8)
-    trainer.fit(Expensive(2, lr=0.1), make_data())
-    assert trainer.max_epochs == 2 and trainer.num_train_batches == 3
-    assert trainer.train_batch_idx == 2 * 3
-
-
-def test_model_caps_are_ignored_under_the_full_profile():
-    class Expensive(dlbook.LinearRegressionScratch):
-        smoke_max_epochs = 2
-
-    trainer = dlbook.Trainer(max_epochs=4)
-    trainer.fit(Expensive(2, lr=0.1), make_data())
-    assert trainer.max_epochs == 4 and trainer.num_train_batches == 32
-
-
-def test_smoke_image_size_shrinks_only_large_images(monkeypatch):
-    from dlbook import _profile
-
-    assert [_profile.smoke_image_size(s) for s in (224, 96, 28)] == [224, 96, 28]
-    monkeypatch.setenv("DLBOOK_PROFILE", "smoke")
-    assert [_profile.smoke_image_size(s) for s in (224, 96, 28)] == [67, 32, 28]
-
-
-def test_full_profile_does_not_cap():
-    trainer = dlbook.Trainer(max_epochs=dlbook.Trainer.smoke_max_epochs + 5)
-    assert trainer.max_epochs == dlbook.Trainer.smoke_max_epochs + 5
-    loader = list(range(dlbook.Trainer.smoke_max_batches + 7))
-    assert trainer.limit_batches(loader) is loader
-
-
-def test_limited_loader():
-    limited = dlbook.LimitedLoader(list(range(10)), 4)
-    assert len(limited) == 4
-    assert list(limited) == [0, 1, 2, 3]
-    assert list(limited) == [0, 1, 2, 3]  # every pass starts again
-    assert len(dlbook.LimitedLoader([1, 2], 4)) == 2
 
 
 # --- ProgressBoard -------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Tests of the library saved by chapter 5 (generated ``dlbook``): the house-price data.
 
-Covers the DATA_HUB entries for the Kaggle house-price files, their download from a
-mirror folder with SHA-1 verification, KaggleHouse (reading, preprocess, data loaders,
+Covers the Kaggle house-price files (KAGGLE_HOUSE_FILES and their registration in
+DATA_HUB), their download from a mirror folder with SHA-1 verification, KaggleHouse (reading, preprocess, data loaders,
 the labelled offline stand-in), k_fold_data, log_rmse and k_fold. The real files come
 from the shared mirror ``shared/data`` that CI places beside the checkout; nothing here
 touches the network (DLBOOK_OFFLINE=1 and urlopen is replaced).
@@ -46,8 +46,7 @@ def mirror_files():
 
 @pytest.fixture(autouse=True)
 def offline_environment(monkeypatch, tmp_path):
-    """Full profile, a private cache, the shared mirror, and no network at all."""
-    monkeypatch.setenv("DLBOOK_PROFILE", "full")
+    """A private cache, the shared mirror, and no network at all."""
     monkeypatch.setenv("DLBOOK_OFFLINE", "1")
     monkeypatch.setenv("DLBOOK_DATA", str(tmp_path / "cache"))
     monkeypatch.setenv("DLBOOK_DATA_MIRROR", str(MIRROR))
@@ -66,7 +65,6 @@ def house(tmp_path_factory):
     if missing:
         pytest.fail(f"the shared data mirror {MIRROR} lacks {missing}", pytrace=False)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DLBOOK_PROFILE", "full")
         patch.setenv("DLBOOK_OFFLINE", "1")
         patch.setenv("DLBOOK_DATA", str(tmp_path_factory.mktemp("house-cache")))
         patch.setenv("DLBOOK_DATA_MIRROR", str(MIRROR))
@@ -82,11 +80,31 @@ def sha1_of(path) -> str:
 # --- DATA_HUB and download ------------------------------------------------------------
 
 
-def test_data_hub_has_house_files_with_published_sha1():
+@pytest.fixture()
+def registered(monkeypatch):
+    """DATA_HUB with the house-price entries, as the section's registration cell leaves it."""
+    for name, entry in dlbook.KAGGLE_HOUSE_FILES.items():
+        monkeypatch.setitem(dlbook.DATA_HUB, name, entry)
+
+
+def test_house_files_have_published_sha1():
+    assert set(dlbook.KAGGLE_HOUSE_FILES) == set(FILES)
     for name, (filename, digest) in FILES.items():
-        url, sha1_hash = dlbook.DATA_HUB[name]
-        assert url == dlbook.DATA_URL + filename
+        url, sha1_hash = dlbook.KAGGLE_HOUSE_FILES[name]
+        assert url.endswith("/" + filename)
         assert sha1_hash == digest
+
+
+@needs_mirror
+def test_kaggle_house_registers_its_files_in_data_hub(monkeypatch):
+    """A fresh session (no house entries in DATA_HUB) still reads the real tables."""
+    for name in FILES:
+        if name in dlbook.DATA_HUB:
+            monkeypatch.delitem(dlbook.DATA_HUB, name)
+    data = dlbook.KaggleHouse(batch_size=64)
+    assert data.provenance.startswith("Kaggle")
+    for name in FILES:
+        assert dlbook.DATA_HUB[name] == dlbook.KAGGLE_HOUSE_FILES[name]
 
 
 def test_data_hub_keeps_the_fashion_mnist_entries():
@@ -97,6 +115,7 @@ def test_data_hub_keeps_the_fashion_mnist_entries():
 
 
 @needs_mirror
+@pytest.mark.usefixtures("registered")
 def test_download_copies_from_mirror_and_verifies_sha1(tmp_path, monkeypatch):
     for name, (filename, digest) in FILES.items():
         path = Path(dlbook.download(name))
@@ -108,6 +127,7 @@ def test_download_copies_from_mirror_and_verifies_sha1(tmp_path, monkeypatch):
 
 
 @needs_mirror
+@pytest.mark.usefixtures("registered")
 def test_download_rejects_a_corrupted_mirror_copy(tmp_path, monkeypatch):
     bad_mirror = tmp_path / "bad-mirror"
     bad_mirror.mkdir()
@@ -241,9 +261,8 @@ def test_k_fold_trains_one_model_per_fold(house, capsys):
     assert len({id(m) for m in models}) == 3
 
 
-def test_k_fold_smoke_profile_uses_two_folds(house, monkeypatch, capsys):
-    monkeypatch.setenv("DLBOOK_PROFILE", "smoke")
+def test_k_fold_keeps_every_fold(house, capsys):
     models = dlbook.k_fold(dlbook.Trainer(max_epochs=1), house, k=5, lr=0.01,
                            make_model=quiet_linear)
-    assert len(models) == 2
-    assert "2 folds" in capsys.readouterr().out
+    assert len(models) == 5
+    assert "5 folds" in capsys.readouterr().out

@@ -10,6 +10,8 @@ that misses, each part kept apart so that a report can say *why* a notebook re-r
 - ``data``: SHA-256 of each data file the front matter declares under ``data_files``
   (paths relative to the notebook's folder, globs and folders allowed, or under
   ``$DLBOOK_DATA_MIRROR/``);
+- ``smoke``: under the smoke profile, the page's reductions (:mod:`tools.kernel_env`) and
+  a digest of the module that applies them, ``dlbook/_smoke.py``; empty under ``full``;
 - ``kernel``: a digest of the kernel configuration of :mod:`tools.kernel_env` (its IPython
   profile and the environment variables it sets, machine paths left out).
 """
@@ -25,7 +27,7 @@ from pathlib import Path
 from tools import kernel_env
 
 MIRROR = "$DLBOOK_DATA_MIRROR"
-PATH_VARIABLES = {"PYTHONPATH", "IPYTHONDIR", "DLBOOK_PROFILE"}
+PATH_VARIABLES = {"PYTHONPATH", "IPYTHONDIR", kernel_env.SMOKE_VARIABLE}
 
 
 class DataFilesError(ValueError):
@@ -41,6 +43,7 @@ class KeyParts:
     kernel: str
     library: dict[str, str] = field(default_factory=dict)
     data: dict[str, str] = field(default_factory=dict)
+    smoke: dict = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -117,6 +120,8 @@ def explain(old: dict | None, new: KeyParts) -> str:
         reasons.append("library " + ", ".join(names[:3]) + more)
     if old.get("data", {}) != new.data:
         reasons.append("data")
+    if old.get("smoke", {}) != new.smoke:
+        reasons.append("smoke settings")
     if old.get("kernel") != new.kernel:
         reasons.append("kernel config")
     return "; ".join(reasons) or "not cached"

@@ -94,6 +94,7 @@ def page_problems(book: Book) -> list[Problem]:
         found += check_refs.reference_problems(page, targets)
         found += check_refs.image_problems(book.root, page, lines)
     found += check_code.syntax_problems(book.pages)
+    found += check_code.machinery_problems(book.pages)
     found += check_code.ruff_problems(book.root, book.pages)
     return found
 
@@ -112,6 +113,7 @@ def check_book(root: Path) -> list[Problem]:
         problems += check_structure.toc_sync_problems(root, root, entries, book.exclude)
     problems += page_problems(book)
     problems += check_code.saved_problems(root, toc)
+    problems += check_code.library_machinery_problems(root)
     order = {str(toc): -1, **{str(p.path): n for n, p in enumerate(book.pages)}}
     unique = dict.fromkeys(problems)
     return sorted(unique, key=lambda p: (order.get(str(p.path), len(order)), str(p.path),

@@ -12,11 +12,16 @@
   syntax (``obj?``, ``%magic``) is judged by the syntax rule, which knows it. Each
   finding is mapped back from (cell, row) to the line of the Markdown source.
 - ``#@save``: the extractor's own checks (:func:`tools.extract.generate`), unchanged.
+- Build machinery: no code cell, and no generated ``dlbook`` module, names the smoke
+  profile (``smoke``, ``_profile``, ``DLBOOK_PROFILE``, ``DLBOOK_SMOKE``). What a reader
+  reads is the method as published; a page declares its smoke reductions in its front
+  matter (``smoke:``), which must be valid (:func:`tools.kernel_env.smoke_settings`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -26,8 +31,9 @@ import nbformat
 
 from tools.cellcheck import cell_syntax_error
 from tools.check_markdown import Page
-from tools.extract import ExtractError, generate
-from tools.notebook import Problem
+from tools.extract import PACKAGE, ExtractError, generate, is_generated
+from tools.kernel_env import SmokeSettingsError, smoke_settings
+from tools.notebook import Problem, front_matter_line
 from tools.saved import MARK, Section, saved_blocks
 from tools.toc import TocError
 
@@ -54,6 +60,50 @@ def syntax_problems(pages: list[Page]) -> list[Problem]:
             problem = cell_syntax_error(nb, cell)
             if problem is not None:
                 found.append(Problem(page.path, problem.line, problem.message))
+    return found
+
+
+# Words that belong to the build, not to the code a reader reads.
+MACHINERY = re.compile(r"smoke|_profile|DLBOOK_PROFILE|DLBOOK_SMOKE", re.IGNORECASE)
+MACHINERY_HINT = ("declare smoke reductions in the page's front matter (smoke: ...), "
+                  "never in code (docs/execution.md)")
+
+
+def machinery_problems(pages: list[Page]) -> list[Problem]:
+    """Code cells that name the smoke profile, and invalid ``smoke`` front matter."""
+    found = []
+    for page in pages:
+        nb = page.notebook
+        if nb is None or not nb.is_notebook:
+            continue
+        for cell in nb.code_cells:
+            for offset, line in enumerate(cell.source.splitlines()):
+                match = MACHINERY.search(line)
+                if match:
+                    found.append(Problem(page.path, cell.line + offset,
+                                         f"code cell {cell.number} names "
+                                         f"{match.group(0)!r}: {MACHINERY_HINT}"))
+        if "smoke" in nb.metadata:
+            try:
+                smoke_settings(nb.metadata["smoke"])
+            except SmokeSettingsError as err:
+                found.append(Problem(page.path, front_matter_line(page.path, "smoke:"),
+                                     f"front matter: {err}"))
+    return found
+
+
+def library_machinery_problems(root: Path) -> list[Problem]:
+    """Generated ``dlbook`` modules that name the smoke profile (hand-written ones may)."""
+    package = root / PACKAGE
+    found = []
+    for path in sorted(package.glob("*.py")) if package.is_dir() else []:
+        if not is_generated(path):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            match = MACHINERY.search(line)
+            if match:
+                found.append(Problem(path, number, f"generated module names "
+                                     f"{match.group(0)!r}: {MACHINERY_HINT}"))
     return found
 
 

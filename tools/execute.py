@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import hashlib
 import re
 import signal
 import sys
@@ -31,11 +32,17 @@ from jupyter_cache.base import CacheBundleIn
 
 from tools.cachekey import DataFilesError, KeyParts, data_digests, explain, kernel_digest
 from tools.depgraph import notebook_dependencies
-from tools.kernel_env import kernel_environment, resolve_profile
+from tools.kernel_env import (
+    SmokeSettingsError,
+    kernel_environment,
+    page_environment,
+    resolve_profile,
+    smoke_settings,
+)
 from tools.libgraph import Library, read_library
 from tools.manifest import Entry, Manifest, load_manifest
 from tools.nbreader import BookSettings, book_settings, is_excluded, read_as_mystnb
-from tools.notebook import NotebookError, read_notebook
+from tools.notebook import NotebookError, front_matter_line, read_notebook
 from tools.pool import Outcome, Task, detect_gpus, make_slots, run_tasks
 from tools.progress import Progress, Row, table
 from tools.toc import TocError, toc_sources
@@ -52,6 +59,7 @@ class Job:
     notebook: nbformat.NotebookNode
     parts: KeyParts
     cache_hash: str
+    env: dict
     reason: str = ""
 
 
@@ -89,6 +97,7 @@ def plan(book: Path, sources: list[Path], settings: BookSettings, library: Libra
     """Every notebook among ``sources`` with its key and reason to run; and problems."""
     jobs, problems = [], []
     kernel = kernel_digest({k: v for k, v in kernel_environment(book, profile, {}).items()})
+    smoke_module = smoke_module_digest(book) if profile == "smoke" else ""
     for source in sources:
         notebook = read_as_mystnb(source, settings)
         if notebook is None or is_excluded(source, settings):
@@ -98,13 +107,18 @@ def plan(book: Path, sources: list[Path], settings: BookSettings, library: Libra
         try:
             data = data_digests(notebook.metadata.get("data_files"), source.parent, env,
                                 manifest.files)
-        except DataFilesError as err:
-            problems.append(f"{name}:1: front matter: {err}")
+            job_env = page_environment(env, notebook, profile)
+            smoke = ({**smoke_settings(notebook.metadata.get("smoke")), "module": smoke_module}
+                     if profile == "smoke" else {})
+        except (DataFilesError, SmokeSettingsError) as err:
+            key = "smoke:" if isinstance(err, SmokeSettingsError) else "data_files:"
+            problems.append(f"{name}:{front_matter_line(source, key)}: front matter: {err}")
             continue
         _, cache_hash = cache.create_hashed_notebook(notebook)
         parts = KeyParts(cells=cache_hash, profile=profile, kernel=kernel,
-                         library=notebook_dependencies(cells, library), data=data)
-        job = Job(source, name, notebook, parts, cache_hash)
+                         library=notebook_dependencies(cells, library), data=data,
+                         smoke=smoke)
+        job = Job(source, name, notebook, parts, cache_hash, job_env)
         entry = manifest.entries.get(name)
         if force:
             job.reason = "forced"
@@ -114,6 +128,14 @@ def plan(book: Path, sources: list[Path], settings: BookSettings, library: Libra
             job.reason = "not cached"
         jobs.append(job)
     return jobs, problems
+
+
+def smoke_module_digest(book: Path) -> str:
+    """SHA-256 (short) of the ``dlbook/_smoke.py`` the kernels load ("" if there is none)."""
+    path = library_root(book) / "_smoke.py"
+    if not path.is_file():
+        return ""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def is_cached(cache, notebook: nbformat.NotebookNode) -> bool:
@@ -264,7 +286,7 @@ def execute_book(book: Path, paths: list[Path] | None = None, profile: str = "au
     say(f"execute: {len(todo)} of {len(work)} notebook(s) to run, {profile} profile, "
         f"{len(slots)} worker(s) on {slots[0].device}", stream)
     by_name = {job.name: job for job in todo}
-    tasks = [Task(job.name, job.notebook, job.source.parent, env, settings.timeout,
+    tasks = [Task(job.name, job.notebook, job.source.parent, job.env, settings.timeout,
                   settings.allow_errors) for job in todo]
     progress = Progress(len(todo), stream)
     failures: list[str] = []

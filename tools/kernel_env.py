@@ -1,16 +1,81 @@
 """The environment every book notebook executes in, whoever starts the kernel.
 
-One place decides it: the execution profile, vector figure formats (SVG for the website,
-PDF for the LaTeX book), fixed seeds at kernel start, reproducible figure files, and the
-repository on ``sys.path`` so that ``import dlbook`` finds the generated library.
+One place decides it: vector figure formats (SVG for the website, PDF for the LaTeX book,
+whatever format a page's own code asks for), fixed seeds at kernel start, reproducible
+figure files, the repository on ``sys.path`` so that ``import dlbook`` finds the
+generated library, and, under the smoke profile, the page's reductions.
+
+The smoke profile's reductions are declared in data, never in a page's code: the book's
+defaults are :data:`SMOKE_DEFAULTS`, and a page overrides any of them in its front matter::
+
+    smoke:
+      max_epochs: 2
+      max_batches: 32
+      width: 0.125
+      image_size: 67
+
+:func:`smoke_settings` validates and merges them; :func:`page_environment` hands them to
+the page's kernel as ``DLBOOK_SMOKE`` (JSON), which the kernel's start-up lines give to the
+hand-written module ``dlbook/_smoke.py``. Under the full profile nothing is set.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 PROFILES = ("full", "smoke")
+SMOKE_VARIABLE = "DLBOOK_SMOKE"
+
+# The smoke profile's reductions for every page; see dlbook/_smoke.py for what each does.
+SMOKE_DEFAULTS = {
+    "max_epochs": 10,  # epochs of any Trainer run
+    "max_batches": 50,  # training (and validation) minibatches per epoch
+    "max_train": 4000,  # examples a DataModule keeps of its training split
+    "max_val": 1000,  # ... and of its validation split
+    "image_size": None,  # largest side images are resized to (None: as written)
+    "width": 1.0,  # factor on the outputs of a trained model's hidden lazy layers
+}
+_SMOKE_TYPES = {"max_epochs": int, "max_batches": int, "max_train": int, "max_val": int,
+                "image_size": int, "width": float}
+
+
+class SmokeSettingsError(ValueError):
+    """A page's ``smoke`` front matter that cannot be used."""
+
+
+def smoke_settings(declared) -> dict:
+    """The book's defaults overridden by a page's ``smoke`` front matter (validated)."""
+    if declared is None:
+        declared = {}
+    if not isinstance(declared, dict):
+        raise SmokeSettingsError("smoke: expected a mapping such as {max_epochs: 2}")
+    settings = dict(SMOKE_DEFAULTS)
+    for key, value in declared.items():
+        if key not in _SMOKE_TYPES:
+            raise SmokeSettingsError(
+                f"smoke: unknown key {key!r} (known: {', '.join(_SMOKE_TYPES)})")
+        kind = _SMOKE_TYPES[key]
+        ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                               and value > 0 and (kind is float or float(value).is_integer()))
+        if not ok or (key == "width" and value is not None and value > 1):
+            bound = "a number in (0, 1]" if key == "width" else "a positive whole number"
+            raise SmokeSettingsError(f"smoke: {key} must be {bound} or null, not {value!r}")
+        settings[key] = None if value is None else kind(value)
+    if settings["width"] is None:
+        settings["width"] = 1.0
+    return settings
+
+
+def page_environment(env: dict, notebook, profile: str) -> dict:
+    """``env`` plus the page's smoke reductions under the smoke profile (raises
+    SmokeSettingsError for bad front matter)."""
+    env = {k: v for k, v in env.items() if k != SMOKE_VARIABLE}
+    if resolve_profile(profile) == "smoke":
+        settings = smoke_settings(notebook.metadata.get("smoke"))
+        env[SMOKE_VARIABLE] = json.dumps(settings, sort_keys=True)
+    return env
 
 # Runs in every kernel before the first cell (IPython's exec_lines).
 KERNEL_CONFIG = """\
@@ -27,6 +92,21 @@ c.InteractiveShellApp.exec_lines = [
     "del _r, _np, _t",
     # Reproducible figure files (matplotlib stamps PDFs with this date), kernels only.
     "import os as _os; _os.environ.setdefault('SOURCE_DATE_EPOCH', '0'); del _os",
+    # The build needs SVG (website) and PDF (LaTeX) of every figure, whatever format a
+    # page's code asks Jupyter for (dlbook.use_svg_display asks for SVG).
+    "import matplotlib_inline.backend_inline as _bi",
+    "_bi.set_matplotlib_formats = (lambda _f: lambda *a, **k: _f('svg', 'pdf', **k))"
+    "(_bi.set_matplotlib_formats); del _bi",
+    # Smoke profile only: load dlbook/_smoke.py by its path (not the dlbook package) and
+    # let it patch the library as it is imported with the page's reductions.
+    "import os as _os, sys as _sys, importlib.util as _u\\n"
+    "_d = _os.environ.get('DLBOOK_SMOKE') and _u.find_spec('dlbook')\\n"
+    "_p = _d and _os.path.join(list(_d.submodule_search_locations)[0], '_smoke.py')\\n"
+    "if _p and _os.path.isfile(_p):\\n"
+    "    _s = _u.spec_from_file_location('dlbook_smoke', _p)\\n"
+    "    _sys.modules['dlbook_smoke'] = _m = _u.module_from_spec(_s)\\n"
+    "    _s.loader.exec_module(_m); _m.install(); del _s, _m\\n"
+    "del _os, _sys, _u, _d, _p",
 ]
 """
 
@@ -55,14 +135,14 @@ def write_ipython_dir(build_dir: Path) -> Path:
 
 
 def kernel_environment(book: Path, profile: str, base: dict | None = None) -> dict:
-    """Environment variables for processes that start book kernels."""
+    """Environment variables for processes that start book kernels (the page's own
+    reductions are added by :func:`page_environment`)."""
     env = dict(os.environ if base is None else base)
+    env.pop(SMOKE_VARIABLE, None)
     book = book.resolve()
     repo = Path(__file__).resolve().parents[1]
     paths = [str(book), str(repo)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env.update(
-        DLBOOK_PROFILE=resolve_profile(profile),
-        DLBOOK_FIGURE_FORMATS="svg,pdf",
         IPYTHONDIR=str(write_ipython_dir(book / "_build")),
         PYTHONPATH=os.pathsep.join(dict.fromkeys(paths)),
         PYTHONHASHSEED="0",

@@ -219,7 +219,7 @@ def resolve(blocks: list[Saved], handwritten: frozenset[str] = frozenset()
     """The library that ``blocks`` (in book order) define, and the problems found.
 
     ``handwritten`` names the hand-written modules of the package, which saved code may
-    import (``from dlbook import _profile``)."""
+    import (``from dlbook import _smoke``)."""
     resolver = _Resolver(handwritten)
     for saved in blocks:
         resolver.add(saved)

@@ -124,6 +124,23 @@ def parse_text(text: str, path: Path) -> Notebook:
     return Notebook(path, metadata, tuple(cells))
 
 
+def front_matter_line(path: Path, key: str) -> int:
+    """The line of top-level ``key`` (such as ``smoke:``) in a Markdown source's front
+    matter; 1 when it is not there or the file cannot be read."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return 1
+    if path.suffix != ".md" or not lines or lines[0].strip() != "---":
+        return 1
+    for number, line in enumerate(lines[1:], start=2):
+        if line.strip() == "---":
+            break
+        if line.startswith(key):
+            return number
+    return 1
+
+
 def read_notebook(path: Path) -> Notebook:
     """Read and parse the MyST notebook at ``path``."""
     return parse_text(Path(path).read_text(encoding="utf-8"), Path(path))

@@ -94,10 +94,34 @@ def outdated_by_execution(app: Sphinx, env: BuildEnvironment, added, changed, re
     return [*stale, *reports]
 
 
+def smoke_summary(settings: dict) -> str:
+    """The reductions of a smoke run, in words (see dlbook/_smoke.py)."""
+    parts = []
+    if settings.get("max_epochs") or settings.get("max_batches"):
+        parts.append(f"every training run stopped after at most {settings.get('max_epochs')} "
+                     f"epoch(s) of at most {settings.get('max_batches')} minibatches")
+    if settings.get("max_train") or settings.get("max_val"):
+        parts.append(f"data modules kept at most {settings.get('max_train'):,} training and "
+                     f"{settings.get('max_val'):,} validation examples")
+    if settings.get("image_size"):
+        parts.append(f"images were resized to at most {settings['image_size']} pixels a side")
+    width = settings.get("width") or 1
+    if width < 1:
+        parts.append(f"trained networks had {width:g} times as many channels and units "
+                     f"in their hidden layers")
+    return "; ".join(parts)
+
+
 def _note(entry: Entry) -> nodes.paragraph:
     device = entry.device or "an unknown device"
     text = (f"Outputs on this page were produced with the {entry.profile} profile on "
             f"{device} in {entry.seconds:.1f} s on {entry.executed[:10]}.")
+    if entry.profile == "smoke":
+        summary = smoke_summary(entry.parts.get("smoke", {}))
+        text += (" The smoke profile lets the book be built on a small CPU machine: "
+                 + (summary + ". " if summary else "")
+                 + "The code is exactly as printed; when you run this notebook yourself, "
+                 "nothing is reduced and you get the full run.")
     return nodes.paragraph("", "", nodes.emphasis(text, text),
                            classes=["dlbook-execution-note"])
 
