@@ -250,6 +250,7 @@ def test_sphinx_renders_from_the_cache_and_rereads_exactly_the_dependents(book: 
     page = (html / "chapter" / "uses_helper.html").read_text()
     assert "scaled is 21" in page
     assert "Outputs on this page were produced with the smoke profile on CPU" in page
+    assert "when you run this notebook yourself, nothing is reduced" in page
     report = (html / "book" / "execution.html").read_text()
     assert "Execution Report" in report
     table = report[report.index('<table class="dlbook-execution-report'):]

@@ -239,3 +239,55 @@ def test_progress_board_without_display_draws_nothing():
     board = dlbook.ProgressBoard(display=False)
     board.draw(0, 1.0, "a")
     assert board.points["a"] == [(0.0, 1.0)] and board.fig is None
+
+
+class FakeShell:
+    """Just enough of an IPython kernel shell for ProgressBoard.show."""
+
+    def __init__(self):
+        self.kernel, self.execution_count, self.hooks = object(), 1, []
+        self.events = self
+
+    def register(self, event, hook):
+        assert event == "post_execute"
+        self.hooks.append(hook)
+
+    def unregister(self, event, hook):
+        self.hooks.remove(hook)
+
+    def end_cell(self):
+        for hook in list(self.hooks):
+            hook()
+        self.execution_count += 1
+
+
+class Handle:
+    def __init__(self, log):
+        self.log = log
+
+    def update(self, fig):
+        self.log.append(("update", len(fig.axes[0].lines[0].get_xdata())))
+
+
+def test_progress_board_redraws_one_output_per_cell_and_finishes_it(monkeypatch):
+    import IPython
+
+    shell, log, clock = FakeShell(), [], [0.0]
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+
+    def display(fig, display_id=False):
+        assert display_id is True
+        log.append(("display", len(fig.axes[0].lines[0].get_xdata())))
+        return Handle(log)
+
+    monkeypatch.setattr(IPython.display, "display", display)
+    monkeypatch.setattr(dlbook.ch03_linear_regression.time, "monotonic", lambda: clock[0])
+    board = dlbook.ProgressBoard(refresh_seconds=1.0)
+    for step in range(5):  # 0.4 s apart: a redraw once a second, at most
+        board.draw(step, float(step), "loss")
+        clock[0] += 0.4
+    assert log == [("display", 1), ("update", 4)]
+    shell.end_cell()  # the cell is done: the figure shows every point
+    assert log[-1] == ("update", 5) and shell.hooks == []
+    board.draw(5, 5.0, "loss")  # training goes on in the next cell: a new output
+    assert log[-1] == ("display", 6)

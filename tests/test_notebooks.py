@@ -197,3 +197,15 @@ def test_export_refuses_pages_without_cached_outputs(built, tmp_path):
     assert f"{copy}/chapter/sample.md:1: no executed outputs in the cache: run `make " \
            "execute`" in result.stderr
     assert sorted((copy / "_build/notebooks").rglob("*")) == before
+
+
+def test_build_only_front_matter_stays_out_of_the_reader_s_notebook():
+    from tools.notebooks import colab_ready
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nb.metadata.update(smoke={"max_epochs": 2}, data_files=["a.csv"], source_map=[3],
+                       kernelspec={"name": "python3", "display_name": "Python 3"})
+    ready = colab_ready(nb, "0.1.0")
+    assert not {"smoke", "data_files", "source_map"} & set(ready.metadata)
+    assert ready.metadata["kernelspec"]["name"] == "python3"
+    assert nb.metadata["smoke"] == {"max_epochs": 2}  # the source notebook is untouched

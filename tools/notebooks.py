@@ -42,7 +42,7 @@ INSTALL_TAG = "dlbook-install"
 SAVED_NOTE = "# saved in dlbook"
 GPU_CALLS = frozenset({"try_gpu", "try_all_gpus", "cuda"})
 GPU_TYPE = "T4"
-DROPPED_METADATA = ("jupytext", "source_map")
+DROPPED_METADATA = ("jupytext", "source_map", "smoke", "data_files")  # build-only keys
 
 
 def library_version(book: Path) -> str:
