@@ -95,7 +95,9 @@ class LimitedLoader:
         for _, batch in zip(range(self.max_batches), self.loader, strict=False):
             yield batch
 
-    def __getattr__(self, name):
+    def __getattr__(self, name):  # only for names the instance lacks
+        if name == "loader" or name.startswith("__"):  # copy and pickle probe these
+            raise AttributeError(name)
         return getattr(self.loader, name)
 
 

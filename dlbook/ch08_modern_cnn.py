@@ -38,6 +38,19 @@ class AlexNet(Classifier):
         return torch.optim.Adam(self.parameters(), lr=self.lr)
 
 
+def init_cnn_he(module):
+    """He (Kaiming) normal weights and zero biases for convolutional and linear layers.
+
+    The weights have variance 2 / fan_in, which suits layers followed by a ReLU.
+
+    Defined in section sec-alexnet (chapters/08-modern-cnn/alexnet.md).
+    """
+    if isinstance(module, (nn.Conv2d, nn.Linear)):
+        nn.init.kaiming_normal_(module.weight, nonlinearity='relu')
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
 def evaluate_accuracy(model, data):
     """Accuracy of model on all validation minibatches of data (in evaluation mode).
 
@@ -305,11 +318,12 @@ class Residual(nn.Module):
         self.bn1, self.bn2 = nn.LazyBatchNorm2d(), nn.LazyBatchNorm2d()
         self.conv3 = (nn.LazyConv2d(num_channels, kernel_size=1, stride=strides)
                       if use_1x1conv else None)
+        self.bn3 = nn.LazyBatchNorm2d() if use_1x1conv else None
 
     def forward(self, X):
         Y = F.relu(self.bn1(self.conv1(X)))
         Y = self.bn2(self.conv2(Y))
-        shortcut = X if self.conv3 is None else self.conv3(X)
+        shortcut = X if self.conv3 is None else self.bn3(self.conv3(X))
         return F.relu(Y + shortcut)
 
 
@@ -359,20 +373,25 @@ class ResNet18(ResNet):
 class ResNeXtBlock(nn.Module):
     """ResNeXt bottleneck block: 1x1 conv, grouped 3x3 conv, 1x1 conv, plus shortcut.
 
-    groups is the number of channels per group (the group width), bot_mul the ratio
-    of bottleneck channels to output channels.
+    The round(num_channels * bot_mul) bottleneck channels of the 3x3 convolution are
+    split into groups of group_width channels each.
 
     Defined in section sec-resnet (chapters/08-modern-cnn/resnet.md).
     """
 
-    def __init__(self, num_channels, groups, bot_mul, use_1x1conv=False, strides=1):
+    def __init__(self, num_channels, group_width, bot_mul, use_1x1conv=False,
+                 strides=1):
         super().__init__()
-        bot_channels = int(round(num_channels * bot_mul))
+        bot_channels = round(num_channels * bot_mul)
+        if bot_channels == 0 or bot_channels % group_width:
+            raise ValueError(
+                f'{bot_channels} bottleneck channels (round({num_channels} * {bot_mul})) '
+                f'cannot be split into groups of group_width={group_width} channels')
         self.body = nn.Sequential(
             nn.LazyConv2d(bot_channels, kernel_size=1),
             nn.LazyBatchNorm2d(), nn.ReLU(),
             nn.LazyConv2d(bot_channels, kernel_size=3, stride=strides, padding=1,
-                          groups=bot_channels // groups),
+                          groups=bot_channels // group_width),
             nn.LazyBatchNorm2d(), nn.ReLU(),
             nn.LazyConv2d(num_channels, kernel_size=1), nn.LazyBatchNorm2d())
         self.shortcut = None
@@ -431,7 +450,6 @@ class DenseNet(Classifier):
                  num_classes=10):
         super().__init__()
         self.save_hyperparameters()
-        num_channels, growth_rate = num_channels, growth_rate
         layers = [nn.LazyConv2d(num_channels, kernel_size=7, stride=2, padding=3),
                   nn.LazyBatchNorm2d(), nn.ReLU(),
                   nn.MaxPool2d(kernel_size=3, stride=2, padding=1)]
@@ -449,8 +467,8 @@ class DenseNet(Classifier):
 class AnyNet(Classifier):
     """The AnyNet template: a stem, stages of ResNeXt blocks, and a head.
 
-    arch holds one (depth, num_channels, groups, bot_mul) tuple per stage; groups is
-    the group width, as in ResNeXtBlock.
+    arch holds one (depth, num_channels, group_width, bot_mul) tuple per stage, with
+    the group width and bottleneck ratio of ResNeXtBlock.
 
     Defined in section sec-regnet (chapters/08-modern-cnn/regnet.md).
     """
@@ -470,11 +488,11 @@ class AnyNet(Classifier):
             nn.LazyConv2d(num_channels, kernel_size=3, stride=2, padding=1),
             nn.LazyBatchNorm2d(), nn.ReLU())
 
-    def stage(self, depth, num_channels, groups, bot_mul):
+    def stage(self, depth, num_channels, group_width, bot_mul):
         """depth ResNeXt blocks; the first halves height and width."""
-        blocks = [ResNeXtBlock(num_channels, groups, bot_mul, use_1x1conv=True,
-                               strides=2)]
-        blocks += [ResNeXtBlock(num_channels, groups, bot_mul)
+        blocks = [ResNeXtBlock(num_channels, group_width, bot_mul,
+                               use_1x1conv=True, strides=2)]
+        blocks += [ResNeXtBlock(num_channels, group_width, bot_mul)
                    for _ in range(depth - 1)]
         return nn.Sequential(*blocks)
 
@@ -505,9 +523,9 @@ class RegNetX32(AnyNet):
     """
 
     def __init__(self, lr=0.1, num_classes=10):
-        stem_channels, groups, bot_mul = 32, 16, 1
+        stem_channels, group_width, bot_mul = 32, 16, 1
         depths, channels = (4, 6), (32, 80)
-        arch = [(depth, width, groups, bot_mul)
+        arch = [(depth, width, group_width, bot_mul)
                 for depth, width in zip(depths, channels, strict=True)]
         super().__init__(arch, stem_channels, lr, num_classes)
 

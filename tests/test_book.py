@@ -51,3 +51,21 @@ def test_math_renders_offline_in_chromium(real_site, name):
     body = dom.split("<article", 1)[-1]
     assert "\\(" not in body and "\\[" not in body, "raw TeX left on the page"
     assert "Deep Learning by Doing" in dom
+
+
+def test_smoke_pages_say_what_was_reduced_and_that_the_reader_runs_in_full(real_site):
+    """The note ending each page states the page's own declared reductions."""
+    from tools.kernel_env import smoke_settings
+    from tools.notebook import read_notebook
+    from tools.sphinx_execution import smoke_summary
+
+    declared = 0
+    for source in toc_sources(REPO):
+        if source.suffix != ".md" or "{code-cell}" not in source.read_text():
+            continue
+        html = (real_site / source.relative_to(REPO).with_suffix(".html")).read_text()
+        assert "nothing is reduced and you get the full run" in html, source
+        front = read_notebook(source).metadata.get("smoke")
+        declared += front is not None
+        assert smoke_summary(smoke_settings(front)) in html, source
+    assert declared >= 8  # the chapter 8 networks declare their own

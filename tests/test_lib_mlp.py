@@ -1,8 +1,9 @@
 """Tests of the library saved by chapter 5 (generated ``dlbook``): the house-price data.
 
 Covers the Kaggle house-price files (KAGGLE_HOUSE_FILES and their registration in
-DATA_HUB), their download from a mirror folder with SHA-1 verification, KaggleHouse (reading, preprocess, data loaders,
-the labelled offline stand-in), k_fold_data, log_rmse and k_fold. The real files come
+DATA_HUB), their download from a mirror folder with SHA-1 verification, KaggleHouse
+(reading, preprocess, data loaders, the labelled offline stand-in), k_fold_data, log_rmse
+and k_fold. The real files come
 from the shared mirror ``shared/data`` that CI places beside the checkout; nothing here
 touches the network (DLBOOK_OFFLINE=1 and urlopen is replaced).
 """

@@ -3,10 +3,12 @@
 Covers every saved architecture (AlexNet, VGG, NiN, GoogleNet, BNLeNetScratch, BNLeNet,
 ResNet18, DenseNet, AnyNet, RegNetX32): output shape (batch, 10) at the input size its
 section uses under the smoke profile and, for the cheap ones, under the full profile,
-and one forward and backward pass. Also the building blocks (vgg_block, nin_block,
-Inception, Residual, ResNeXtBlock, DenseBlock, transition_block), batch norm from
-scratch against nn.BatchNorm2d / nn.BatchNorm1d in training and evaluation mode,
-group_norm against nn.GroupNorm, nn.LayerNorm and nn.InstanceNorm2d, the parameter
+and one forward and backward pass. Also init_cnn_he (He scale, and that it keeps the
+signal of a deep ReLU network where Xavier's init_cnn shrinks it), the building blocks
+(vgg_block, nin_block, Inception, Residual with its batch-normalised projection,
+ResNeXtBlock with group_width and its ValueError, DenseBlock, transition_block), batch
+norm from scratch against nn.BatchNorm2d / nn.BatchNorm1d in training and evaluation
+mode, group_norm against nn.GroupNorm, nn.LayerNorm and nn.InstanceNorm2d, the parameter
 count of ResNet18 that section 8.6 states, evaluate_accuracy and design_space_errors.
 Everything runs on random tensors; nothing reads a dataset.
 """
@@ -27,26 +29,25 @@ from torch import nn  # noqa: E402
 # Input sides under the smoke profile: the image-size cap that chapter 8 asks for turns
 # 224-pixel requests into 67 pixels (AlexNet and NiN need at least 63) and 96-pixel ones
 # into 32; the LeNets see the native 28 pixels in both profiles.
-SMOKE_224, SMOKE_96 = 67, 32
+SMALL_224, SMALL_96 = 67, 32  # the image sides that the build's smoke runs use
 NARROW_VGG11 = ((1, 16), (1, 32), (2, 64), (2, 128), (2, 128))  # what 8.2 trains
 
 ARCHITECTURES = {  # name: (constructor, smoke side, full side or None if too costly)
-    'AlexNet': (lambda: dlbook.AlexNet(lr=0.001), SMOKE_224, 224),
-    'VGG': (lambda: dlbook.VGG(NARROW_VGG11, lr=0.0003), SMOKE_224, 224),
-    'NiN': (lambda: dlbook.NiN(lr=0.001), SMOKE_224, 224),
-    'GoogleNet': (lambda: dlbook.GoogleNet(lr=0.0003), SMOKE_96, 96),
+    'AlexNet': (lambda: dlbook.AlexNet(lr=0.001), SMALL_224, 224),
+    'VGG': (lambda: dlbook.VGG(NARROW_VGG11, lr=0.0003), SMALL_224, 224),
+    'NiN': (lambda: dlbook.NiN(lr=0.001), SMALL_224, 224),
+    'GoogleNet': (lambda: dlbook.GoogleNet(lr=0.0003), SMALL_96, 96),
     'BNLeNetScratch': (lambda: dlbook.BNLeNetScratch(lr=0.1), 28, 28),
     'BNLeNet': (lambda: dlbook.BNLeNet(lr=0.1), 28, 28),
-    'ResNet18': (lambda: dlbook.ResNet18(lr=0.05), SMOKE_96, 96),
-    'DenseNet': (lambda: dlbook.DenseNet(lr=0.1), SMOKE_96, 96),
-    'RegNetX32': (lambda: dlbook.RegNetX32(lr=0.05), SMOKE_96, 96),
+    'ResNet18': (lambda: dlbook.ResNet18(lr=0.05), SMALL_96, 96),
+    'DenseNet': (lambda: dlbook.DenseNet(lr=0.1), SMALL_96, 96),
+    'RegNetX32': (lambda: dlbook.RegNetX32(lr=0.05), SMALL_96, 96),
 }
 
 
 @pytest.fixture(autouse=True)
-def full_profile(monkeypatch):
-    """Run as written (no smoke narrowing) from a fixed seed unless a test says so."""
-    monkeypatch.setenv("DLBOOK_PROFILE", "full")
+def seeded():
+    """Every test starts from the same random state."""
     torch.manual_seed(0)
 
 
@@ -67,8 +68,7 @@ def assert_all_parameters_have_gradients(model):
 # --- Architectures ----------------------------------------------------------------------
 
 @pytest.mark.parametrize('name', ARCHITECTURES)
-def test_architecture_at_smoke_size(monkeypatch, name):
-    monkeypatch.setenv("DLBOOK_PROFILE", "smoke")
+def test_architecture_at_small_image_size(name):
     make, side, _ = ARCHITECTURES[name]
     model = make()
     scores = forward_backward(model, side, batch=3)
@@ -85,16 +85,6 @@ def test_architecture_at_full_size(name):
     scores = forward_backward(model, side)
     assert scores.shape == (2, 10)
     assert_all_parameters_have_gradients(model)
-
-
-def test_smoke_profile_only_narrows_layers(monkeypatch):
-    full = dlbook.AlexNet()
-    forward_backward(full, 224)
-    monkeypatch.setenv("DLBOOK_PROFILE", "smoke")
-    narrow = dlbook.AlexNet()
-    forward_backward(narrow, 224)
-    assert full.net[0].out_channels == 96 and narrow.net[0].out_channels == 12
-    assert len(full.net) == len(narrow.net)
 
 
 def test_alexnet_feature_map_sizes_match_the_paper():
@@ -124,14 +114,7 @@ def test_any_size_and_ten_classes_arguments():
 def test_resnet18_parameter_count_is_what_section_8_6_says():
     model = dlbook.ResNet18(num_classes=10)
     model(torch.zeros(1, 1, 96, 96))
-    assert sum(p.numel() for p in model.parameters()) == 11_178_378
-
-
-def test_resnet18_parameter_count_is_the_same_under_smoke(monkeypatch):
-    monkeypatch.setenv("DLBOOK_PROFILE", "smoke")
-    model = dlbook.ResNet18()
-    model(torch.zeros(2, 1, 32, 32))
-    assert sum(p.numel() for p in model.parameters()) == 11_178_378
+    assert sum(p.numel() for p in model.parameters()) == 11_180_170
 
 
 def test_published_parameter_counts_quoted_in_the_chapter():
@@ -175,6 +158,33 @@ def test_inception_concatenates_its_branches():
     assert block(torch.randn(2, 192, 28, 28)).shape == (2, 256, 28, 28)
 
 
+def test_init_cnn_he_uses_the_relu_scale_and_zero_biases():
+    torch.manual_seed(0)
+    conv, dense = nn.Conv2d(16, 64, kernel_size=3), nn.Linear(400, 300)
+    relu, no_bias = nn.ReLU(), nn.Conv2d(8, 8, kernel_size=1, bias=False)
+    for module in (conv, dense, relu, no_bias):
+        dlbook.init_cnn_he(module)
+    assert conv.weight.std().item() == pytest.approx((2 / (16 * 9)) ** 0.5, rel=0.05)
+    assert dense.weight.std().item() == pytest.approx((2 / 400) ** 0.5, rel=0.05)
+    assert (conv.bias == 0).all() and (dense.bias == 0).all()
+
+
+def test_he_keeps_the_signal_of_a_deep_relu_network_that_xavier_shrinks():
+    def output_rms(init):
+        torch.manual_seed(0)
+        layers = [nn.Conv2d(1, 32, kernel_size=3, padding=1), nn.ReLU()]
+        for _ in range(7):
+            layers += [nn.Conv2d(32, 32, kernel_size=3, padding=1), nn.ReLU()]
+        net = nn.Sequential(*layers)
+        net.apply(init)
+        with torch.no_grad():
+            return net(torch.randn(8, 1, 16, 16)).pow(2).mean().sqrt().item()
+
+    he, xavier = output_rms(dlbook.init_cnn_he), output_rms(dlbook.init_cnn)
+    assert 0.3 < he < 3  # about the size of the unit-variance input
+    assert xavier < he / 20  # each Xavier layer passes on a weaker signal
+
+
 def test_residual_shapes_and_identity_shortcut():
     assert dlbook.Residual(3)(torch.randn(4, 3, 6, 6)).shape == (4, 3, 6, 6)
     halving = dlbook.Residual(6, use_1x1conv=True, strides=2)
@@ -186,15 +196,47 @@ def test_residual_shapes_and_identity_shortcut():
         block.bn2.weight.zero_()
         block.bn2.bias.zero_()
     assert torch.allclose(block(X), X)
+    assert block.conv3 is None and block.bn3 is None
+
+
+def test_residual_projection_shortcut_is_batch_normalised():
+    block = dlbook.Residual(6, use_1x1conv=True, strides=2)
+    X = 5 * torch.rand(4, 3, 6, 6) + 2
+    block(X)
+    assert isinstance(block.bn3, nn.BatchNorm2d) and block.bn3.num_features == 6
+    shortcut = block.bn3(block.conv3(X))  # training mode: minibatch statistics
+    assert torch.allclose(shortcut.mean(dim=(0, 2, 3)), torch.zeros(6), atol=1e-5)
+    with torch.no_grad():  # zero residual branch: the block is relu(bn3(conv3(X)))
+        block.bn2.weight.zero_()
+        block.bn2.bias.zero_()
+    assert torch.allclose(block(X), torch.relu(shortcut), atol=1e-6)
 
 
 def test_resnext_block_shapes_and_groups():
-    block = dlbook.ResNeXtBlock(32, groups=8, bot_mul=1)
+    block = dlbook.ResNeXtBlock(32, group_width=8, bot_mul=1)
     assert block(torch.randn(4, 32, 12, 12)).shape == (4, 32, 12, 12)
     grouped = [m for m in block.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
-    assert len(grouped) == 1 and grouped[0].groups == 4
-    wider = dlbook.ResNeXtBlock(64, groups=8, bot_mul=0.5, use_1x1conv=True, strides=2)
+    assert len(grouped) == 1 and grouped[0].groups == 4  # 32 channels in groups of 8
+    wider = dlbook.ResNeXtBlock(64, group_width=8, bot_mul=0.5, use_1x1conv=True,
+                                strides=2)
     assert wider(torch.randn(4, 32, 12, 12)).shape == (4, 64, 6, 6)
+    convs = [m for m in wider.modules() if isinstance(m, nn.Conv2d)]
+    assert convs[0].out_channels == 32 and convs[1].groups == 4  # round(64 * 0.5) / 8
+    assert isinstance(wider.shortcut[1], nn.LazyBatchNorm2d | nn.BatchNorm2d)
+    single = dlbook.ResNeXtBlock(40, group_width=20, bot_mul=0.5)  # one group of 20
+    single(torch.randn(2, 40, 4, 4))
+    assert [m.groups for m in single.modules() if isinstance(m, nn.Conv2d)] == [1, 1, 1]
+
+
+@pytest.mark.parametrize('channels, group_width, bot_mul', [
+    (40, 16, 1),  # 40 bottleneck channels are not groups of 16 (once 2 groups of 20)
+    (48, 8, 0.25),  # 12 bottleneck channels
+    (8, 4, 0.01),  # no bottleneck channels at all
+])
+def test_resnext_block_rejects_a_group_width_that_does_not_divide(channels, group_width,
+                                                                   bot_mul):
+    with pytest.raises(ValueError, match='group_width'):
+        dlbook.ResNeXtBlock(channels, group_width=group_width, bot_mul=bot_mul)
 
 
 def test_dense_and_transition_blocks():
@@ -213,10 +255,22 @@ def test_anynet_stages_and_regnet_architecture():
     assert [len(regnet.net.stage1), len(regnet.net.stage2)] == [4, 6]
 
 
-def test_anynet_smoke_narrowing_keeps_groups_valid(monkeypatch):
-    monkeypatch.setenv("DLBOOK_PROFILE", "smoke")
-    model = dlbook.AnyNet([(1, 16, 1, 0.25), (2, 48, 4, 0.25)], stem_channels=16)
-    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+def test_anynet_checks_every_stage_and_regnet_section_spaces_are_valid():
+    with pytest.raises(ValueError, match='group_width'):
+        dlbook.AnyNet([(1, 16, 4, 0.25), (1, 40, 16, 1)], stem_channels=8)
+    # every architecture that the free and constrained spaces of 8.8 can draw
+    for width in (16, 32, 48, 64):
+        for group_width in (1, 2, 4):
+            for bot_mul in (0.25, 0.5, 1):
+                dlbook.ResNeXtBlock(width, group_width, bot_mul)
+
+
+def test_anynet_and_regnet_survive_the_builds_width_reduction():
+    from dlbook import _smoke
+    for model in (dlbook.RegNetX32(),
+                  dlbook.AnyNet([(1, 16, 1, 0.25), (2, 48, 4, 0.25)], stem_channels=16)):
+        _smoke.shrink_model(model, 0.5)
+        assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
 
 # --- Normalisation ----------------------------------------------------------------------
@@ -322,15 +376,14 @@ def test_evaluate_accuracy_counts_every_validation_example():
     assert not model.training
 
 
-def test_design_space_errors_caps_models_under_smoke(monkeypatch):
-    monkeypatch.setenv("DLBOOK_PROFILE", "smoke")
+def test_design_space_errors_trains_every_sampled_model():
     calls = []
 
     def sample(generator):
         calls.append(torch.rand(1, generator=generator).item())
         return [(1, 16, 4, 0.5)], 8
 
-    errors = dlbook.design_space_errors(sample, 10, TinyImages(), max_epochs=1)
-    assert len(errors) == 4 and len(calls) == 4
+    errors = dlbook.design_space_errors(sample, 3, TinyImages(), max_epochs=1)
+    assert len(errors) == 3 and len(calls) == 3
     assert all(0 <= e <= 1 for e in errors)
-    assert len(set(calls)) == 4  # one generator, advanced from model to model
+    assert len(set(calls)) == 3  # one generator, advanced from model to model

@@ -9,6 +9,7 @@ key, page note) is tested in ``test_execute.py``.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -121,6 +122,8 @@ def test_limited_loader_restarts_and_delegates():
     assert limited.batch_size == 1  # attributes of the wrapped loader
     assert _smoke.limit_loader(loader, 10) is loader
     assert _smoke.limit_loader(None, 3) is None
+    copied = copy.deepcopy(limited)  # a model that keeps its trainer can be copied
+    assert len(copied) == 4 and copied.loader is not loader
 
 
 # --- DataModule ------------------------------------------------------------------------
