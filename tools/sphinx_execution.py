@@ -95,21 +95,24 @@ def outdated_by_execution(app: Sphinx, env: BuildEnvironment, added, changed, re
 
 
 def smoke_summary(settings: dict) -> str:
-    """The reductions of a smoke run, in words (see dlbook/_smoke.py)."""
+    """The limits of a smoke run, in words (see dlbook/_smoke.py); "" when there are none."""
+    epochs, batches = settings.get("max_epochs"), settings.get("max_batches")
+    train, val = settings.get("max_train"), settings.get("max_val")
     parts = []
-    if settings.get("max_epochs") or settings.get("max_batches"):
-        parts.append(f"every training run stopped after at most {settings.get('max_epochs')} "
-                     f"epoch(s) of at most {settings.get('max_batches')} minibatches")
-    if settings.get("max_train") or settings.get("max_val"):
-        parts.append(f"data modules kept at most {settings.get('max_train'):,} training and "
-                     f"{settings.get('max_val'):,} validation examples")
+    if epochs or batches:
+        limit = " of ".join(filter(None, [epochs and f"{epochs} epoch(s)",
+                                          batches and f"at most {batches} minibatches"]))
+        parts.append(f"training runs were limited to {limit}")
+    if train or val:
+        parts.append(f"datasets to {f'{train:,}' if train else 'all'} training and "
+                     f"{f'{val:,}' if val else 'all'} validation examples")
     if settings.get("image_size"):
-        parts.append(f"images were resized to at most {settings['image_size']} pixels a side")
+        parts.append(f"images to {settings['image_size']} pixels a side")
     width = settings.get("width") or 1
     if width < 1:
-        parts.append(f"trained networks had {width:g} times as many channels and units "
-                     f"in their hidden layers")
-    return "; ".join(parts)
+        parts.append(f"and the hidden layers of trained networks to {width:g} of their "
+                     f"published width")
+    return ", ".join(parts)
 
 
 def _note(entry: Entry) -> nodes.paragraph:
@@ -118,8 +121,8 @@ def _note(entry: Entry) -> nodes.paragraph:
             f"{device} in {entry.seconds:.1f} s on {entry.executed[:10]}.")
     if entry.profile == "smoke":
         summary = smoke_summary(entry.parts.get("smoke", {}))
-        text += (" The smoke profile lets the book be built on a small CPU machine: "
-                 + (summary + ". " if summary else "")
+        text += (" The smoke profile lets the book be built on a small CPU machine. "
+                 + (summary[0].upper() + summary[1:] + ". " if summary else "")
                  + "The code is exactly as printed; when you run this notebook yourself, "
                  "nothing is reduced and you get the full run.")
     return nodes.paragraph("", "", nodes.emphasis(text, text),
