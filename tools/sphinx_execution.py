@@ -102,17 +102,17 @@ def smoke_summary(settings: dict) -> str:
     if epochs or batches:
         limit = " of ".join(filter(None, [epochs and f"{epochs} epoch(s)",
                                           batches and f"at most {batches} minibatches"]))
-        parts.append(f"training runs were limited to {limit}")
+        parts.append(f"{limit} per training run")
     if train or val:
-        parts.append(f"datasets to {f'{train:,}' if train else 'all'} training and "
-                     f"{f'{val:,}' if val else 'all'} validation examples")
+        parts.append(f"{f'{train:,}' if train else 'all'} training and "
+                     f"{f'{val:,}' if val else 'all'} validation examples per dataset")
     if settings.get("image_size"):
-        parts.append(f"images to {settings['image_size']} pixels a side")
+        parts.append(f"images of at most {settings['image_size']} pixels a side")
     width = settings.get("width") or 1
     if width < 1:
-        parts.append(f"and the hidden layers of trained networks to {width:g} of their "
-                     f"published width")
-    return ", ".join(parts)
+        parts.append(f"hidden layers of trained networks at {width:g} of their published "
+                     f"width")
+    return "Limits: " + "; ".join(parts) if parts else ""
 
 
 def _note(entry: Entry) -> nodes.paragraph:
@@ -122,7 +122,7 @@ def _note(entry: Entry) -> nodes.paragraph:
     if entry.profile == "smoke":
         summary = smoke_summary(entry.parts.get("smoke", {}))
         text += (" The smoke profile lets the book be built on a small CPU machine. "
-                 + (summary[0].upper() + summary[1:] + ". " if summary else "")
+                 + (summary + ". " if summary else "")
                  + "The code is exactly as printed; when you run this notebook yourself, "
                  "nothing is reduced and you get the full run.")
     return nodes.paragraph("", "", nodes.emphasis(text, text),
