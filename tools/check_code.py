@@ -50,12 +50,16 @@ NOT_CARRIED = {"exclude", "extend-exclude", "include", "extend-include", "src", 
 CHAPTER_SETTINGS = {"lint.isort.known-first-party": ["dlbook"]}
 
 
+def notebooks(pages: list[Page]):
+    """``(page, notebook)`` for every page that parsed as a notebook."""
+    for page in pages:
+        if page.notebook is not None and page.notebook.is_notebook:
+            yield page, page.notebook
+
+
 def syntax_problems(pages: list[Page]) -> list[Problem]:
     found = []
-    for page in pages:
-        nb = page.notebook
-        if nb is None or not nb.is_notebook:
-            continue
+    for page, nb in notebooks(pages):
         for cell in nb.code_cells:
             problem = cell_syntax_error(nb, cell)
             if problem is not None:
@@ -72,10 +76,7 @@ MACHINERY_HINT = ("declare smoke reductions in the page's front matter (smoke: .
 def machinery_problems(pages: list[Page]) -> list[Problem]:
     """Code cells that name the smoke profile, and invalid ``smoke`` front matter."""
     found = []
-    for page in pages:
-        nb = page.notebook
-        if nb is None or not nb.is_notebook:
-            continue
+    for page, nb in notebooks(pages):
         for cell in nb.code_cells:
             for offset, line in enumerate(cell.source.splitlines()):
                 match = MACHINERY.search(line)
