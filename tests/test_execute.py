@@ -155,7 +155,7 @@ def test_failure_names_notebook_cell_and_line_and_keeps_the_rest(book: Path):
     add_notebook(book, "fine", "print('fine')")
     code, ran, output = execute(book, jobs=2)
     assert code == 1
-    assert ran == {"chapter/fine.md"}  # the good one is cached despite the failure
+    assert ran == {"chapter/fine.md"}, output  # the good one is cached despite the failure
     assert "chapter/broken.md: code cell 2 (line 18): y = 2" in output
     assert "chapter/broken.md:19: ZeroDivisionError: division by zero" in output
     assert "----> 2 z = x / 0" in output  # the traceback
