@@ -9,10 +9,8 @@ PROFILE ?= auto
 EXTRAS := book,test,offline-data
 TEX_DEBS := texlive-xetex texlive-fonts-recommended latexmk fonts-freefont-otf xindy
 BROWSER_DEBS := chromium poppler-utils
-# A local mirror of the book's data files (publisher's hashes), used instead of the network
-# when a folder shared/data sits beside the checkout, as in this project's CI.
-DLBOOK_DATA_MIRROR ?= $(wildcard $(abspath $(CURDIR)/../shared/data))
-export DLBOOK_DATA_MIRROR
+# A local mirror of the book's data files (shared/data beside the checkout, as in this
+# project's CI) is found by tools/kernel_env.py, for make and python -m tools alike.
 
 .PHONY: help setup lib execute html pdf pdf-deps test-deps serve test lint clean lock
 

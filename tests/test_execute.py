@@ -328,3 +328,68 @@ def test_bad_reductions_name_the_page_and_line_and_run_nothing(book: Path):
     code, ran, output = execute(book)
     assert code == 1 and "chapter/trains.md" not in ran
     assert "chapter/trains.md:8: front matter: smoke: unknown key 'max_epoch'" in output
+
+
+# --- the library is regenerated before anything runs -------------------------------------
+
+SAVED = "def scale(x):  #@save\n    \"\"\"Ten times x.\"\"\"\n    return 10 * x"
+PAGES = {
+    "chapters/01-a/saves.md": ("sec-saves", SAVED, "print('saved', scale(2))"),
+    "chapters/01-a/uses.md": ("sec-uses", "import dlbook\n\nprint('uses', dlbook.scale(3))"),
+    "chapters/01-a/alone.md": ("sec-alone", "print('alone', 6 * 7)"),
+}
+
+
+PAGES_RUN = ("saves", "uses", "alone")
+
+
+def library_book(dest: Path) -> Path:
+    """A book whose first page saves a function that the second uses; the third stands
+    alone. It has no dlbook/ until something generates it."""
+    from test_extract_support import page, write_book
+
+    dest.mkdir(parents=True)
+    write_book(dest, {rel: page(*cells) for rel, cells in PAGES.items()})
+    config = (REPO / "_config.yml").read_text().replace(
+        "    - tools.sphinx_ext\n", "    - tools.sphinx_ext\n    - tools.sphinx_execution\n")
+    (dest / "_config.yml").write_text(config)
+    (dest / "book" / "_latex").mkdir(parents=True)
+    shutil.copy(REPO / "book" / "_latex" / "bbm.sty", dest / "book" / "_latex")
+    (dest / "book" / "references.bib").touch()
+    return dest
+
+
+@pytest.mark.slow
+def test_html_build_regenerates_the_library_and_reruns_exactly_its_dependents(tmp_path,
+                                                                              capfd):
+    book = library_book(tmp_path / "book")
+    assert not (book / "dlbook").exists()
+    build_log(book, capfd)  # the first build generates the library it executes against
+    module = next((book / "dlbook").glob("ch01_*.py"))
+    assert "return 10 * x" in module.read_text()
+    assert "uses 30" in "".join(text_outputs(book, "chapters/01-a/uses.md"))
+    before = stamps(book)
+    assert set(before) == {"index.md", *(f"chapters/01-a/{n}.md" for n in PAGES_RUN)}
+    edit(book / "chapters/01-a/saves.md", "return 10 * x", "return 100 * x")
+    log = build_log(book, capfd)
+    assert "library regenerated from the chapters: dlbook/" in log
+    assert "return 100 * x" in module.read_text()
+    after = stamps(book)
+    assert {k for k in after if before[k] != after[k]} == {
+        "chapters/01-a/saves.md",  # its code changed
+        "chapters/01-a/uses.md"}  # it calls dlbook.scale; alone.md does not
+    assert "uses 300" in "".join(text_outputs(book, "chapters/01-a/uses.md"))
+
+
+def test_invalid_save_block_stops_before_anything_runs_and_writes_nothing(tmp_path):
+    book = library_book(tmp_path / "book")
+    code, ran, output = execute(book)
+    assert code == 0 and len(ran) == 4, output  # the three pages and the index
+    library = {p.name: p.read_text() for p in (book / "dlbook").glob("*.py")}
+    before = stamps(book)
+    edit(book / "chapters/01-a/saves.md", "return 10 * x", "return 10 * y")
+    code, ran, output = execute(book)
+    assert code == 1 and ran == set() and stamps(book) == before
+    assert "chapters/01-a/saves.md:" in output and "'y' is not defined" in output
+    assert "nothing was executed" in output
+    assert {p.name: p.read_text() for p in (book / "dlbook").glob("*.py")} == library

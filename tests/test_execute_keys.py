@@ -302,3 +302,18 @@ def test_kernels_get_smoke_reductions_only_under_smoke():
     smoke = page_environment(base, page, "smoke")
     assert json.loads(smoke["DLBOOK_SMOKE"])["max_epochs"] == 2
     assert "DLBOOK_SMOKE" not in page_environment(base, page, "full")
+
+
+def test_data_mirror_comes_from_one_place(tmp_path, monkeypatch):
+    """make and python -m tools see the same mirror, and its path is not in the key."""
+    from tools.kernel_env import kernel_environment
+
+    book, mirror = tmp_path / "main", tmp_path / "shared" / "data"
+    book.mkdir()
+    mirror.mkdir(parents=True)
+    monkeypatch.delenv("DLBOOK_DATA_MIRROR", raising=False)
+    assert kernel_environment(book, "smoke")["DLBOOK_DATA_MIRROR"] == str(mirror)
+    monkeypatch.setenv("DLBOOK_DATA_MIRROR", "/elsewhere")
+    assert kernel_environment(book, "smoke")["DLBOOK_DATA_MIRROR"] == "/elsewhere"
+    assert kernel_digest(kernel_environment(book, "smoke", {})) == kernel_digest(
+        kernel_environment(book, "smoke", {"DLBOOK_DATA_MIRROR": "/elsewhere"}))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tools.cellcheck import syntax_problems
 from tools.execute import execute_book
+from tools.extract import refresh as refresh_library
 from tools.kernel_env import kernel_environment
 from tools.toc import TocError, toc_sources
 
@@ -101,6 +102,10 @@ def run_build(build: Build) -> int:
     """Check, render and publish; return the exit status."""
     book = build.book.resolve()
     build = Build(book, build.builder, build.profile)
+    if not refresh_library(book):  # before the checks: the API page is generated too
+        say(f"build stopped before rendering: a #@save block is invalid (above); "
+            f"{build.output.relative_to(book)} and the library left as they were")
+        return 1
     problems = precheck(book)
     if not problems and build.builder == "pdflatex" and missing_tex():
         problems = [f"make pdf needs {', '.join(missing_tex())}: install the TeX set with "
@@ -112,7 +117,7 @@ def run_build(build: Build) -> int:
         say(f"build stopped before rendering ({len(problems)} problem(s)); "
             f"{build.output.relative_to(book)} left as it was")
         return 1
-    executed = execute_book(book, profile=build.profile)  # fills the cache, in parallel
+    executed = execute_book(book, profile=build.profile, refresh=False)  # fills the cache
     if executed != 0:
         say(f"build stopped before rendering: notebooks failed to execute (exit {executed}); "
             f"{build.output.relative_to(book)} left as it was")

@@ -27,7 +27,9 @@ from pathlib import Path
 from tools import kernel_env
 
 MIRROR = "$DLBOOK_DATA_MIRROR"
-PATH_VARIABLES = {"PYTHONPATH", "IPYTHONDIR", kernel_env.SMOKE_VARIABLE}
+# Left out of the kernel digest: machine paths, and what the key holds in its own parts.
+PATH_VARIABLES = {"PYTHONPATH", "IPYTHONDIR", kernel_env.SMOKE_VARIABLE,
+                  kernel_env.MIRROR_VARIABLE}
 
 
 class DataFilesError(ValueError):

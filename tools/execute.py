@@ -2,9 +2,11 @@
 
 ``python -m tools execute [PATHS] [--jobs N] [--profile smoke|full|auto] [--book PATH]``
 
-For each notebook of the TOC (or of PATHS) it computes the full cache key
-(:mod:`tools.cachekey`: code cells, the library symbols the notebook uses, profile, data
-files, kernel configuration) and compares it with the execution manifest
+It first regenerates the ``dlbook`` library from the chapters' ``#@save`` blocks
+(:func:`tools.extract.refresh`), so that no notebook runs against a stale library; an
+invalid block stops it there. For each notebook of the TOC (or of PATHS) it computes the
+full cache key (:mod:`tools.cachekey`: code cells, the library symbols the notebook uses,
+profile, data files, kernel configuration) and compares it with the execution manifest
 (:mod:`tools.manifest`). Notebooks whose key changed, or whose jupyter-cache record is
 missing, run in parallel (:mod:`tools.pool`); each success is stored in jupyter-cache
 and then in the manifest, by this process only. The Sphinx build then finds every
@@ -32,6 +34,7 @@ from jupyter_cache.base import CacheBundleIn
 
 from tools.cachekey import DataFilesError, KeyParts, data_digests, explain, kernel_digest
 from tools.depgraph import notebook_dependencies
+from tools.extract import refresh as refresh_library
 from tools.kernel_env import (
     SmokeSettingsError,
     kernel_environment,
@@ -257,10 +260,17 @@ def _indent(text: str, limit: int = 80) -> str:
 
 
 def execute_book(book: Path, paths: list[Path] | None = None, profile: str = "auto",
-                 jobs: int | None = None, force: bool = False, stream=None) -> int:
-    """Execute what is not cached; 0 when every notebook is cached or ran cleanly."""
+                 jobs: int | None = None, force: bool = False, stream=None,
+                 refresh: bool = True) -> int:
+    """Execute what is not cached; 0 when every notebook is cached or ran cleanly.
+
+    The library is regenerated first unless the caller has just done it (``refresh``)."""
     stream = stream or sys.stderr
     book = book.resolve()
+    if refresh and not refresh_library(book, stream):
+        say("execute stopped: a #@save block is invalid (above); nothing was executed and "
+            "the library was left as it was", stream)
+        return 1
     try:
         sources = select_sources(book, paths)
     except TocError as err:

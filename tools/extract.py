@@ -196,6 +196,30 @@ def apply(book: Path, found: list[Change]) -> None:
         staging.replace(path)
 
 
+def refresh(book: Path, stream=None) -> bool:
+    """Regenerate the library from the chapters before anything executes against it.
+
+    Returns False, with the problems printed as ``file:line: ...`` and nothing written,
+    when a ``#@save`` block is invalid. A book whose ``dlbook/__init__.py`` is written by
+    hand (a test fixture standing in for the generated library) is left alone.
+    """
+    stream = stream or sys.stderr
+    init = book / PACKAGE / "__init__.py"
+    if init.is_file() and not is_generated(init):
+        return True
+    try:
+        library, files = generate(book)
+        found = changes(book, files) if library.modules else []
+    except (ExtractError, TocError) as err:
+        print(err, file=stream)
+        return False
+    if found:
+        apply(book, found)
+        print(f"[dlbook] library regenerated from the chapters: "
+              f"{', '.join(change.path for change in found)}", file=stream)
+    return True
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--book", type=Path, default=Path("."),
                         help="the book's root folder, holding _toc.yml (default: .)")

@@ -111,6 +111,18 @@ c.InteractiveShellApp.exec_lines = [
 """
 
 
+MIRROR_VARIABLE = "DLBOOK_DATA_MIRROR"
+
+
+def data_mirror(book: Path) -> Path | None:
+    """The local mirror of the book's data files, ``shared/data`` beside the book's
+    folder, as in this project's CI (None when there is none). ``DLBOOK_DATA_MIRROR`` in
+    the environment takes precedence; every entry point (``make``, ``python -m tools``)
+    gets the same value from here, so they compute the same cache keys."""
+    candidate = book.resolve().parent / "shared" / "data"
+    return candidate if candidate.is_dir() else None
+
+
 def resolve_profile(profile: str) -> str:
     """Map ``auto`` to ``full`` with CUDA and ``smoke`` without; validate the others."""
     if profile == "auto":
@@ -139,6 +151,9 @@ def kernel_environment(book: Path, profile: str, base: dict | None = None) -> di
     reductions are added by :func:`page_environment`)."""
     env = dict(os.environ if base is None else base)
     env.pop(SMOKE_VARIABLE, None)
+    mirror = data_mirror(book)
+    if mirror is not None and not env.get(MIRROR_VARIABLE):
+        env[MIRROR_VARIABLE] = str(mirror)
     book = book.resolve()
     repo = Path(__file__).resolve().parents[1]
     paths = [str(book), str(repo)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
