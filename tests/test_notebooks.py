@@ -25,9 +25,11 @@ GPU_PAGE = MYST_FRONT_MATTER + """
 # On a GPU
 
 ```{code-cell} ipython3
+#@save
 import torch
+```
 
-
+```{code-cell} ipython3
 def try_gpu(i=0):  #@save
     \"\"\"The i-th GPU if there is one, else the CPU.\"\"\"
     count = torch.cuda.device_count()

@@ -210,7 +210,9 @@ def refresh(book: Path, stream=None) -> bool:
     try:
         library, files = generate(book)
         found = changes(book, files) if library.modules else []
-    except (ExtractError, TocError) as err:
+    except TocError:
+        return True  # not a library problem: the TOC check that follows reports it
+    except ExtractError as err:
         print(err, file=stream)
         return False
     if found:
