@@ -171,7 +171,7 @@ def would_run(book: Path) -> set[str]:
     from tools.nbreader import book_settings
 
     settings = book_settings(book)
-    env = kernel_environment(book, "smoke")
+    env = kernel_environment(book)
     jobs, _ = plan(book, select_sources(book, None), settings,
                    read_library(library_root(book)), "smoke", env,
                    load_manifest(settings.cache_path), get_cache(settings.cache_path))

@@ -118,7 +118,7 @@ def would_run(book: Path, profile: str = "smoke") -> dict[str, str]:
     settings = book_settings(book)
     jobs, _ = plan(book, select_sources(book, None), settings,
                    read_library(library_root(book)), profile,
-                   kernel_environment(book, profile), load_manifest(settings.cache_path),
+                   kernel_environment(book), load_manifest(settings.cache_path),
                    get_cache(settings.cache_path))
     return {job.name: job.reason for job in jobs if job.reason}
 

@@ -294,14 +294,13 @@ def test_profile_resolution(monkeypatch):
 
 
 def test_kernels_get_smoke_reductions_only_under_smoke():
-    from tools.kernel_env import kernel_environment, page_environment
+    from tools.kernel_env import kernel_environment, page_environment, smoke_settings
 
-    page = types.SimpleNamespace(metadata={"smoke": {"max_epochs": 2}})
-    base = kernel_environment(Path("."), "smoke", {"DLBOOK_SMOKE": "stale"})
+    base = kernel_environment(Path("."), {"DLBOOK_SMOKE": "stale"})
     assert "DLBOOK_SMOKE" not in base and "DLBOOK_PROFILE" not in base
-    smoke = page_environment(base, page, "smoke")
+    smoke = page_environment(base, smoke_settings({"max_epochs": 2}))
     assert json.loads(smoke["DLBOOK_SMOKE"])["max_epochs"] == 2
-    assert "DLBOOK_SMOKE" not in page_environment(base, page, "full")
+    assert "DLBOOK_SMOKE" not in page_environment({**base, "DLBOOK_SMOKE": "x"}, None)
 
 
 def test_data_mirror_comes_from_one_place(tmp_path, monkeypatch):
@@ -312,8 +311,8 @@ def test_data_mirror_comes_from_one_place(tmp_path, monkeypatch):
     book.mkdir()
     mirror.mkdir(parents=True)
     monkeypatch.delenv("DLBOOK_DATA_MIRROR", raising=False)
-    assert kernel_environment(book, "smoke")["DLBOOK_DATA_MIRROR"] == str(mirror)
+    assert kernel_environment(book)["DLBOOK_DATA_MIRROR"] == str(mirror)
     monkeypatch.setenv("DLBOOK_DATA_MIRROR", "/elsewhere")
-    assert kernel_environment(book, "smoke")["DLBOOK_DATA_MIRROR"] == "/elsewhere"
-    assert kernel_digest(kernel_environment(book, "smoke", {})) == kernel_digest(
-        kernel_environment(book, "smoke", {"DLBOOK_DATA_MIRROR": "/elsewhere"}))
+    assert kernel_environment(book)["DLBOOK_DATA_MIRROR"] == "/elsewhere"
+    assert kernel_digest(kernel_environment(book, {})) == kernel_digest(
+        kernel_environment(book, {"DLBOOK_DATA_MIRROR": "/elsewhere"}))

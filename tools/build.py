@@ -125,7 +125,7 @@ def run_build(build: Build) -> int:
     if build.builder == "pdflatex" and (build.work / FAILED_LATEX).exists():
         shutil.rmtree(build.produced, ignore_errors=True)  # latexmk keeps stale state
         (build.work / FAILED_LATEX).unlink()
-    env = kernel_environment(book, build.profile)
+    env = kernel_environment(book)
     code, lines = run_streaming(jupyter_book_command(build), book, env)
     if code == 0 and build.builder == "pdflatex" and not (build.produced / "book.pdf").is_file():
         code, lines = 1, lines + [f"{build.produced / 'book.pdf'}: no PDF was produced"]

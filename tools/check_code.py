@@ -73,17 +73,22 @@ MACHINERY_HINT = ("declare smoke reductions in the page's front matter (smoke: .
                   "never in code (docs/execution.md)")
 
 
+def machinery_words(text: str):
+    """``(offset, word)`` for each line of ``text`` (0-based) that names the build."""
+    for offset, line in enumerate(text.splitlines()):
+        match = MACHINERY.search(line)
+        if match:
+            yield offset, match.group(0)
+
+
 def machinery_problems(pages: list[Page]) -> list[Problem]:
     """Code cells that name the smoke profile, and invalid ``smoke`` front matter."""
     found = []
     for page, nb in notebooks(pages):
         for cell in nb.code_cells:
-            for offset, line in enumerate(cell.source.splitlines()):
-                match = MACHINERY.search(line)
-                if match:
-                    found.append(Problem(page.path, cell.line + offset,
-                                         f"code cell {cell.number} names "
-                                         f"{match.group(0)!r}: {MACHINERY_HINT}"))
+            found += [Problem(page.path, cell.line + offset, f"code cell {cell.number} "
+                              f"names {word!r}: {MACHINERY_HINT}")
+                      for offset, word in machinery_words(cell.source)]
         if "smoke" in nb.metadata:
             try:
                 smoke_settings(nb.metadata["smoke"])
@@ -98,13 +103,10 @@ def library_machinery_problems(root: Path) -> list[Problem]:
     package = root / PACKAGE
     found = []
     for path in sorted(package.glob("*.py")) if package.is_dir() else []:
-        if not is_generated(path):
-            continue
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            match = MACHINERY.search(line)
-            if match:
-                found.append(Problem(path, number, f"generated module names "
-                                     f"{match.group(0)!r}: {MACHINERY_HINT}"))
+        if is_generated(path):
+            found += [Problem(path, offset + 1, f"generated module names {word!r}: "
+                              f"{MACHINERY_HINT}")
+                      for offset, word in machinery_words(path.read_text(encoding="utf-8"))]
     return found
 
 

@@ -99,7 +99,7 @@ def plan(book: Path, sources: list[Path], settings: BookSettings, library: Libra
          ) -> tuple[list[Job], list[str]]:
     """Every notebook among ``sources`` with its key and reason to run; and problems."""
     jobs, problems = [], []
-    kernel = kernel_digest({k: v for k, v in kernel_environment(book, profile, {}).items()})
+    kernel = kernel_digest(kernel_environment(book, {}))
     smoke_module = smoke_module_digest(book) if profile == "smoke" else ""
     for source in sources:
         notebook = read_as_mystnb(source, settings)
@@ -110,9 +110,10 @@ def plan(book: Path, sources: list[Path], settings: BookSettings, library: Libra
         try:
             data = data_digests(notebook.metadata.get("data_files"), source.parent, env,
                                 manifest.files)
-            job_env = page_environment(env, notebook, profile)
-            smoke = ({**smoke_settings(notebook.metadata.get("smoke")), "module": smoke_module}
-                     if profile == "smoke" else {})
+            reductions = (smoke_settings(notebook.metadata.get("smoke"))
+                          if profile == "smoke" else None)
+            job_env = page_environment(env, reductions)
+            smoke = {**reductions, "module": smoke_module} if reductions is not None else {}
         except (DataFilesError, SmokeSettingsError) as err:
             key = "smoke:" if isinstance(err, SmokeSettingsError) else "data_files:"
             problems.append(f"{name}:{front_matter_line(source, key)}: front matter: {err}")
@@ -278,7 +279,7 @@ def execute_book(book: Path, paths: list[Path] | None = None, profile: str = "au
         return 2
     profile = resolve_profile(profile)
     settings = book_settings(book)
-    env = kernel_environment(book, profile)
+    env = kernel_environment(book)
     settings.cache_path.mkdir(parents=True, exist_ok=True)
     cache = get_cache(settings.cache_path)
     manifest = load_manifest(settings.cache_path)

@@ -68,12 +68,11 @@ def smoke_settings(declared) -> dict:
     return settings
 
 
-def page_environment(env: dict, notebook, profile: str) -> dict:
-    """``env`` plus the page's smoke reductions under the smoke profile (raises
-    SmokeSettingsError for bad front matter)."""
+def page_environment(env: dict, settings: dict | None) -> dict:
+    """``env`` with a page's smoke reductions (from :func:`smoke_settings`), or with none
+    when ``settings`` is None (the full profile)."""
     env = {k: v for k, v in env.items() if k != SMOKE_VARIABLE}
-    if resolve_profile(profile) == "smoke":
-        settings = smoke_settings(notebook.metadata.get("smoke"))
+    if settings is not None:
         env[SMOKE_VARIABLE] = json.dumps(settings, sort_keys=True)
     return env
 
@@ -146,7 +145,7 @@ def write_ipython_dir(build_dir: Path) -> Path:
     return ipython_dir
 
 
-def kernel_environment(book: Path, profile: str, base: dict | None = None) -> dict:
+def kernel_environment(book: Path, base: dict | None = None) -> dict:
     """Environment variables for processes that start book kernels (the page's own
     reductions are added by :func:`page_environment`)."""
     env = dict(os.environ if base is None else base)
