@@ -187,30 +187,23 @@ class GoogleNet(Classifier):
             nn.LazyConv2d(192, kernel_size=3, padding=1), nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
 
-    def inception(self, c1, c2, c3, c4):
-        """An Inception block with the given channel counts (see Inception).
-
-        Defined in section sec-googlenet (chapters/08-modern-cnn/googlenet.md).
-        """
-        return Inception(c1, (c2[0], c2[1]), (c3[0], c3[1]), c4)
-
     def body(self):
         """Nine Inception blocks in three groups, with max-pooling between the groups.
 
         Defined in section sec-googlenet (chapters/08-modern-cnn/googlenet.md).
         """
         return nn.Sequential(
-            self.inception(64, (96, 128), (16, 32), 32),
-            self.inception(128, (128, 192), (32, 96), 64),
+            Inception(64, (96, 128), (16, 32), 32),
+            Inception(128, (128, 192), (32, 96), 64),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-            self.inception(192, (96, 208), (16, 48), 64),
-            self.inception(160, (112, 224), (24, 64), 64),
-            self.inception(128, (128, 256), (24, 64), 64),
-            self.inception(112, (144, 288), (32, 64), 64),
-            self.inception(256, (160, 320), (32, 128), 128),
+            Inception(192, (96, 208), (16, 48), 64),
+            Inception(160, (112, 224), (24, 64), 64),
+            Inception(128, (128, 256), (24, 64), 64),
+            Inception(112, (144, 288), (32, 64), 64),
+            Inception(256, (160, 320), (32, 128), 128),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-            self.inception(256, (160, 320), (32, 128), 128),
-            self.inception(384, (192, 384), (48, 128), 128))
+            Inception(256, (160, 320), (32, 128), 128),
+            Inception(384, (192, 384), (48, 128), 128))
 
     def head(self, num_classes):
         """Global average pooling and one linear layer.
