@@ -10,7 +10,7 @@ EXTRAS := book,test,offline-data
 TEX_DEBS := texlive-xetex texlive-fonts-recommended latexmk fonts-freefont-otf xindy
 BROWSER_DEBS := chromium poppler-utils
 # A local mirror of the book's data files (shared/data beside the checkout, as in this
-# project's CI) is found by tools/kernel_env.py, for make and python -m tools alike.
+# project's CI) is found by tools/execution/kernel_env.py, for make and python -m tools alike.
 
 .PHONY: help setup lib execute html pdf pdf-deps test-deps serve test lint clean lock
 

@@ -30,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tools.execute import execute_book  # noqa: E402
-from tools.manifest import load_manifest  # noqa: E402
+from tools.execution.engine import execute_book  # noqa: E402
+from tools.execution.manifest import load_manifest  # noqa: E402
 
 LIBRARY = {
     "__init__.py": "from .core import *\nfrom .train import *\n",
@@ -165,10 +165,10 @@ def would_run(book: Path) -> set[str]:
     """The notebooks the engine would re-run now (planning only, nothing executes)."""
     from jupyter_cache import get_cache
 
-    from tools.execute import library_root, plan, select_sources
-    from tools.kernel_env import kernel_environment
-    from tools.libgraph import read_library
-    from tools.nbreader import book_settings
+    from tools.core.mystnb import book_settings
+    from tools.execution.engine import library_root, plan, select_sources
+    from tools.execution.kernel_env import kernel_environment
+    from tools.library.graph import read_library
 
     settings = book_settings(book)
     env = kernel_environment(book)

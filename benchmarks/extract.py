@@ -3,7 +3,7 @@
     python benchmarks/extract.py               # the book in this repository
     python benchmarks/extract.py --scale 10    # its chapters copied 10 times (a big book)
 
-What is timed is ``tools.extract.generate``: reading every page in TOC order, finding the
+What is timed is ``tools.library.generate.generate``: reading every page in TOC order, finding the
 ``#@save`` blocks, resolving them and rendering ``dlbook/`` and ``book/api.md`` in
 memory (``--check`` adds one comparison with the files on disk). Starting Python and
 importing the tools (jupytext alone takes about half a second) is reported separately.
@@ -27,7 +27,7 @@ def toc_order(book: Path) -> list[str]:
     """The pages that the book's TOC names and that exist, in TOC order (no suffix)."""
     import yaml
 
-    from tools.toc import _files
+    from tools.core.toc import _files
 
     names: list[str] = []
     _files(yaml.safe_load((book / "_toc.yml").read_text(encoding="utf-8")), names)
@@ -61,8 +61,8 @@ def scaled_copy(book: Path, scale: int, dest: Path) -> Path:
 
 
 def median_seconds(book: Path, runs: int) -> tuple[float, float, int, int]:
-    from tools.extract import generate, library_sources
-    from tools.pynames import analyse, library_attributes_of, parsed
+    from tools.library.generate import generate, library_sources
+    from tools.library.names import analyse, library_attributes_of, parsed
 
     times, cpu = [], []
     for _ in range(runs):

@@ -3,10 +3,10 @@
 """The smoke profile's reductions, applied from outside the code a reader sees.
 
 The book is built on small CPU machines, where some sections would train for hours. The
-build's executor (``tools.execute``) starts each kernel of such a run with the
+build's executor (``tools.execution.engine``) starts each kernel of such a run with the
 environment variable ``DLBOOK_SMOKE``: a JSON object with the book's default reductions,
 overridden by the page's own front-matter key ``smoke``. The kernel's start-up lines
-(``tools.kernel_env``) then load this module and call :func:`install`, which adjusts the
+(``tools.execution.kernel_env``) then load this module and call :func:`install`, which adjusts the
 library's ``Trainer``, ``DataModule`` and ``Module`` classes when they are imported:
 
 - ``max_epochs``: a trainer runs at most this many epochs;

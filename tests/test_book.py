@@ -10,7 +10,7 @@ import browser
 import pytest
 from conftest import ARTIFACTS, REPO, output_of
 
-from tools.toc import toc_sources
+from tools.core.toc import toc_sources
 
 pytestmark = pytest.mark.slow
 SITE = REPO / "_build" / "html"
@@ -55,9 +55,9 @@ def test_math_renders_offline_in_chromium(real_site, name):
 
 def test_smoke_pages_say_what_was_reduced_and_that_the_reader_runs_in_full(real_site):
     """The note ending each page states the page's own declared reductions."""
-    from tools.kernel_env import smoke_settings
-    from tools.notebook import read_notebook
-    from tools.sphinx_execution import smoke_summary
+    from tools.core.notebook import read_notebook
+    from tools.execution.kernel_env import smoke_settings
+    from tools.sphinx.execution import smoke_summary
 
     declared = 0
     for source in toc_sources(REPO):

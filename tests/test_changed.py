@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.changed import affected
+from tools.execution.changed import affected
 
 REPO = Path(__file__).resolve().parents[1]
 FRONT = ("---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"

@@ -19,8 +19,8 @@ from test_check_support import (
     write,
 )
 
-from tools.check import check_book
-from tools.check_code import ruff_settings, toml_text
+from tools.checks.book import check_book
+from tools.checks.code import ruff_settings, toml_text
 
 
 def cells(*sources: str) -> str:
@@ -149,7 +149,7 @@ def test_smoke_front_matter_is_validated(tmp_path):
 
 
 def test_generated_library_naming_the_build_is_refused(tmp_path):
-    from tools.extract import GENERATED
+    from tools.library.generate import GENERATED
 
     book = book_copy(tmp_path)
     module = write(book, "dlbook/ch01_x.py", f"{GENERATED}\nx = 1\nSMOKE_CAP = 3\n")
@@ -162,9 +162,9 @@ def test_generated_library_naming_the_build_is_refused(tmp_path):
 
 
 def test_the_real_book_shows_no_build_machinery():
-    from tools.check import read_pages
-    from tools.check_code import library_machinery_problems, machinery_problems
-    from tools.check_structure import toc_entries
+    from tools.checks.book import read_pages
+    from tools.checks.code import library_machinery_problems, machinery_problems
+    from tools.checks.structure import toc_entries
 
     entries, _ = toc_entries(REPO, REPO / "_toc.yml")
     book, _ = read_pages(REPO, [e.path for e in entries if e.path is not None])

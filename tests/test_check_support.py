@@ -6,8 +6,8 @@ import shutil
 import textwrap
 from pathlib import Path
 
-from tools.check import check_book
-from tools.notebook import MYST_FRONT_MATTER
+from tools.checks.book import check_book
+from tools.core.notebook import MYST_FRONT_MATTER
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "check" / "good"

@@ -21,9 +21,9 @@ import nbformat
 import pytest
 from jupyter_cache import get_cache
 
-from tools.build import Build, run_build
-from tools.execute import execute_book
-from tools.manifest import load_manifest
+from tools.execution.engine import execute_book
+from tools.execution.manifest import load_manifest
+from tools.render.build import Build, run_build
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "books" / "exec-basic"
@@ -35,9 +35,9 @@ def make_book(dest: Path) -> Path:
     """The fixture with the book's real configuration and our Sphinx extension."""
     shutil.copytree(FIXTURE, dest)
     config = (REPO / "_config.yml").read_text()
-    if "tools.sphinx_execution" not in config:
-        config = config.replace("    - tools.sphinx_ext\n",
-                                "    - tools.sphinx_ext\n    - tools.sphinx_execution\n")
+    if "tools.sphinx.execution" not in config:
+        config = config.replace("    - tools.sphinx.site\n",
+                                "    - tools.sphinx.site\n    - tools.sphinx.execution\n")
     (dest / "_config.yml").write_text(config)
     (dest / "book" / "_latex").mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "book" / "_latex" / "bbm.sty", dest / "book" / "_latex")
@@ -110,10 +110,10 @@ def test_code_edit_runs_that_notebook_only(book: Path):
 
 def would_run(book: Path, profile: str = "smoke") -> dict[str, str]:
     """The notebooks the engine would execute now, and why (nothing is executed)."""
-    from tools.execute import library_root, plan, select_sources
-    from tools.kernel_env import kernel_environment
-    from tools.libgraph import read_library
-    from tools.nbreader import book_settings
+    from tools.core.mystnb import book_settings
+    from tools.execution.engine import library_root, plan, select_sources
+    from tools.execution.kernel_env import kernel_environment
+    from tools.library.graph import read_library
 
     settings = book_settings(book)
     jobs, _ = plan(book, select_sources(book, None), settings,
@@ -214,7 +214,7 @@ def text_outputs(book: Path, name: str) -> list[str]:
 
 
 def _read(book: Path, name: str) -> nbformat.NotebookNode:
-    from tools.nbreader import book_settings, read_as_mystnb
+    from tools.core.mystnb import book_settings, read_as_mystnb
 
     return read_as_mystnb(book / name, book_settings(book))
 
@@ -351,7 +351,7 @@ def library_book(dest: Path) -> Path:
     dest.mkdir(parents=True)
     write_book(dest, {rel: page(*cells) for rel, cells in PAGES.items()})
     config = (REPO / "_config.yml").read_text().replace(
-        "    - tools.sphinx_ext\n", "    - tools.sphinx_ext\n    - tools.sphinx_execution\n")
+        "    - tools.sphinx.site\n", "    - tools.sphinx.site\n    - tools.sphinx.execution\n")
     (dest / "_config.yml").write_text(config)
     (dest / "book" / "_latex").mkdir(parents=True)
     shutil.copy(REPO / "book" / "_latex" / "bbm.sty", dest / "book" / "_latex")

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tools.cachekey import DataFilesError, KeyParts, data_digests, explain, kernel_digest
-from tools.depgraph import notebook_dependencies, python_of_cell
-from tools.libgraph import normalised_digest, read_library
-from tools.manifest import Entry, load_manifest
-from tools.nbreader import book_settings, read_as_mystnb
-from tools.pool import make_slots
-from tools.progress import Row, table
+from tools.core.mystnb import book_settings, read_as_mystnb
+from tools.core.python import python_of_cell
+from tools.execution.keys import DataFilesError, KeyParts, data_digests, explain, kernel_digest
+from tools.execution.manifest import Entry, load_manifest
+from tools.execution.pool import make_slots
+from tools.execution.progress import Row, table
+from tools.library.deps import notebook_dependencies
+from tools.library.graph import normalised_digest, read_library
 
 LIBRARY = {
     "__init__.py": '''
@@ -282,7 +283,7 @@ def test_table_lists_every_notebook():
 
 
 def test_profile_resolution(monkeypatch):
-    from tools.kernel_env import resolve_profile
+    from tools.execution.kernel_env import resolve_profile
 
     assert resolve_profile("full") == "full" and resolve_profile("smoke") == "smoke"
     for cuda, expected in ((True, "full"), (False, "smoke")):
@@ -294,7 +295,7 @@ def test_profile_resolution(monkeypatch):
 
 
 def test_kernels_get_smoke_reductions_only_under_smoke():
-    from tools.kernel_env import kernel_environment, page_environment, smoke_settings
+    from tools.execution.kernel_env import kernel_environment, page_environment, smoke_settings
 
     base = kernel_environment(Path("."), {"DLBOOK_SMOKE": "stale"})
     assert "DLBOOK_SMOKE" not in base and "DLBOOK_PROFILE" not in base
@@ -305,7 +306,7 @@ def test_kernels_get_smoke_reductions_only_under_smoke():
 
 def test_data_mirror_comes_from_one_place(tmp_path, monkeypatch):
     """make and python -m tools see the same mirror, and its path is not in the key."""
-    from tools.kernel_env import kernel_environment
+    from tools.execution.kernel_env import kernel_environment
 
     book, mirror = tmp_path / "main", tmp_path / "shared" / "data"
     book.mkdir()

@@ -15,8 +15,8 @@ import textwrap
 from pathlib import Path
 
 from tools.cli import main
-from tools.extract import ExtractError, generate
-from tools.notebook import MYST_FRONT_MATTER
+from tools.core.notebook import MYST_FRONT_MATTER
+from tools.library.generate import ExtractError, generate
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "extract"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from test_extract_support import REPO, files_of, page, write_book
 
-from tools.pyedit import Rewrite, indent_block, rewrite
-from tools.pyimports import ImportAtom, render_imports
-from tools.pynames import references
+from tools.library.edit import Rewrite, indent_block, rewrite
+from tools.library.imports import ImportAtom, render_imports
+from tools.library.names import references
 
 RUFF = Path(sys.executable).with_name("ruff")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from test_check_support import book_copy, problems, write
 
 from tools.cli import main
-from tools.newsection import add_to_toc, default_title
+from tools.core.sections import add_to_toc, default_title
 
 
 def new_section(book, *args: str) -> int:

@@ -1,4 +1,4 @@
-"""``tools notebooks`` and the Sphinx extension ``tools.sphinx_notebooks``: executed,
+"""``tools notebooks`` and the Sphinx extension ``tools.sphinx.notebooks``: executed,
 Colab-ready notebooks, and the page buttons that point at them."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 from conftest import REPO, build, make_book, output_of
 from IPython.core.inputtransformer2 import TransformerManager
 
-from tools.extract import project_version
-from tools.notebook import MYST_FRONT_MATTER
-from tools.notebooks import INSTALL_TAG, SAVED_NOTE, colab_ready, install_source, uses_gpu
+from tools.core.notebook import MYST_FRONT_MATTER
+from tools.library.generate import project_version
+from tools.render.colab import INSTALL_TAG, SAVED_NOTE, colab_ready, install_source, uses_gpu
 
 VERSION = project_version(REPO)
 GPU_PAGE = MYST_FRONT_MATTER + """
@@ -137,9 +137,9 @@ def built(tmp_path_factory):
                                                "          - file: chapter/sample\n"
                                                "          - file: chapter/gpu\n"))
     config = (book / "_config.yml").read_text()
-    if "tools.sphinx_notebooks" not in config:
-        config = config.replace("    - tools.sphinx_ext\n",
-                                "    - tools.sphinx_ext\n    - tools.sphinx_notebooks\n")
+    if "tools.sphinx.notebooks" not in config:
+        config = config.replace("    - tools.sphinx.site\n",
+                                "    - tools.sphinx.site\n    - tools.sphinx.notebooks\n")
         (book / "_config.yml").write_text(config)
     result = build(book)
     assert result.returncode == 0, output_of(result)[-4000:]
@@ -202,7 +202,7 @@ def test_export_refuses_pages_without_cached_outputs(built, tmp_path):
 
 
 def test_build_only_front_matter_stays_out_of_the_reader_s_notebook():
-    from tools.notebooks import colab_ready
+    from tools.render.colab import colab_ready
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
     nb.metadata.update(smoke={"max_epochs": 2}, data_files=["a.csv"], source_map=[3],

@@ -22,7 +22,7 @@ from torch import nn
 
 import dlbook
 from dlbook import _smoke
-from tools.kernel_env import SMOKE_DEFAULTS, SmokeSettingsError, smoke_settings
+from tools.execution.kernel_env import SMOKE_DEFAULTS, SmokeSettingsError, smoke_settings
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = (dlbook.Trainer, dlbook.DataModule, dlbook.Module)

@@ -1,7 +1,8 @@
-"""Command line of the build system: ``python -m tools <command> [options]``.
+"""Command line of the build system: ``python -m tools <command> [--book PATH] [options]``.
 
-Each command lives in its own module, which provides ``add_arguments(parser)`` and
-``run(args) -> int``; this module only dispatches, importing a command when it is used.
+Each command is a thin module of :mod:`tools.commands` that provides
+``add_arguments(parser)`` and ``run(args) -> int``; this module only dispatches, importing
+a command when it is used, and gives every command the book folder (``--book``).
 """
 
 from __future__ import annotations
@@ -9,16 +10,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 COMMANDS = {
-    "html": ("tools.render", "execute the chapters and build the website"),
-    "pdf": ("tools.render", "execute the chapters and build the PDF book"),
-    "lib": ("tools.extract", "generate the dlbook library from #@save blocks"),
-    "execute": ("tools.execute", "execute the chapters into the cache"),
-    "check": ("tools.check", "lint the chapters: structure, references, images, code"),
-    "new-section": ("tools.newsection", "create a section from the template, add it to the TOC"),
-    "notebooks": ("tools.notebooks", "export Colab-ready executed notebooks"),
-    "changed": ("tools.changed", "list the notebooks a git diff affects"),
+    "html": ("render", "execute the chapters and build the website"),
+    "pdf": ("render", "execute the chapters and build the PDF book"),
+    "lib": ("lib", "generate the dlbook library from #@save blocks"),
+    "execute": ("execute", "execute the chapters into the cache"),
+    "check": ("check", "lint the chapters: structure, references, images, code"),
+    "new-section": ("new_section", "create a section from the template, add it to the TOC"),
+    "notebooks": ("notebooks", "export Colab-ready executed notebooks"),
+    "changed": ("changed", "list the notebooks a git diff affects"),
 }
 
 
@@ -29,8 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     wanted = argv[0] if argv and argv[0] in COMMANDS else None
     for name, (module_name, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text)
-        command.set_defaults(module=module_name)
+        command.set_defaults(module=f"tools.commands.{module_name}")
+        command.add_argument("--book", type=Path, default=Path("."),
+                             help="the book's folder, holding _config.yml and _toc.yml "
+                                  "(default: .)")
         if name == wanted:
-            importlib.import_module(module_name).add_arguments(command)
+            importlib.import_module(f"tools.commands.{module_name}").add_arguments(command)
     args = parser.parse_args(argv)
     return importlib.import_module(args.module).run(args)

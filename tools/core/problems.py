@@ -1,0 +1,44 @@
+"""Problems found in the book's sources, each carrying the file and line to open.
+
+Every stage reports what is wrong as :class:`Problem` values (never as formatted strings
+that a later stage parses back); a stage that cannot go on raises a :class:`ProblemError`
+holding them. Only the last printer turns them into text (``path:line: message``), and
+:func:`say` is the one voice of the build's own progress messages.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about a source file, printed as ``path:line: message``."""
+
+    path: Path
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class ProblemError(Exception):
+    """Problems that stop a stage; its text is one ``path:line: message`` a line."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    @classmethod
+    def at(cls, path: Path | str, line: int, message: str) -> ProblemError:
+        """The error of one problem at ``path:line``."""
+        return cls([Problem(Path(path), line, message)])
+
+
+def say(message: str, stream=None) -> None:
+    """Print a progress or summary line of the build, marked ``[dlbook]``, on stderr."""
+    print(f"[dlbook] {message}", file=stream or sys.stderr, flush=True)

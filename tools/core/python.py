@@ -1,0 +1,87 @@
+"""Code cells as Python: IPython syntax turned into plain Python, and syntax errors.
+
+One conversion serves every stage that reads code cells (``#@save`` extraction, the
+library-use analysis, the Colab export, the checks): IPython's own transformer rewrites
+magics one line for one line, so line numbers still match the source. A syntax error is
+reported as ``path:line: code cell N: SyntaxError: message`` with the line in the
+Markdown source, so an author can jump straight to it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from IPython.core.inputtransformer2 import TransformerManager
+
+from tools.core.notebook import Cell, Notebook, read_notebook
+from tools.core.problems import Problem
+
+
+def to_python(source: str) -> str:
+    """A code cell as plain Python: IPython magics become calls, one line for one line.
+    Raises SyntaxError for a malformed magic."""
+    return TransformerManager().transform_cell(source)
+
+
+MAGICS_WITH_CODE = {"time", "timeit", "prun", "capture", "debug"}
+
+
+def python_of_cell(source: str) -> str | None:
+    """A code cell as plain Python, or None if it is not Python.
+
+    IPython magics are rewritten as IPython runs them; the code given to ``%time``,
+    ``%%timeit``, ``%%capture`` and friends is appended, since it runs too.
+    """
+    try:
+        python = to_python(source)
+        tree = ast.parse(python)
+    except SyntaxError:
+        return None
+    extra = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("run_line_magic", "run_cell_magic")
+                and node.args and isinstance(node.args[0], ast.Constant)
+                and node.args[0].value in MAGICS_WITH_CODE):
+            for arg in node.args[1:]:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    code = python_of_cell(arg.value.strip())
+                    if code:
+                        extra.append(code)
+    return "\n".join([python, *extra])
+
+
+def cell_syntax_error(nb: Notebook, cell: Cell) -> Problem | None:
+    """The syntax error of one code cell (IPython magics allowed), or None."""
+    try:
+        python = to_python(cell.source)
+    except SyntaxError as err:  # raised by malformed magics
+        return Problem(nb.path, cell.line, f"code cell {cell.number}: {err}")
+    try:
+        compile(python, f"{nb.path}:cell{cell.number}", "exec", dont_inherit=True)
+    except SyntaxError as err:
+        # Magics are rewritten one line for one line, so line numbers still match.
+        offset = (err.lineno or 1) - 1
+        return Problem(
+            nb.path,
+            cell.line + offset,
+            f"code cell {cell.number}: SyntaxError: {err.msg}",
+        )
+    return None
+
+
+def syntax_problems(paths: list[Path]) -> list[Problem]:
+    """Syntax errors in the code cells of the notebooks among ``paths``."""
+    problems = []
+    for path in paths:
+        if path.suffix != ".md":
+            continue
+        nb = read_notebook(path)
+        if not nb.is_notebook:
+            continue
+        for cell in nb.code_cells:
+            problem = cell_syntax_error(nb, cell)
+            if problem:
+                problems.append(problem)
+    return problems

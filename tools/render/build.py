@@ -1,0 +1,144 @@
+"""Render the book with Jupyter Book, strictly, without ever replacing good output with bad.
+
+Each builder works in its own folder (``_build/.work-<builder>``) and its result is copied
+into ``_build/html`` or ``_build/latex`` only when the whole build succeeded, so a failed
+build leaves the previous site and PDF exactly as they were.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.core.python import syntax_problems
+from tools.core.toc import TocError, toc_sources
+from tools.execution.engine import execute_book
+from tools.execution.kernel_env import kernel_environment
+from tools.library.generate import refresh as refresh_library
+
+OUTPUT_NAMES = {"html": "html", "pdflatex": "latex"}
+PROBLEM_MARKERS = ("WARNING:", "ERROR:", "CRITICAL:", "Executing notebook failed",
+                   "Exception occurred", "Error:")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+FAILED_LATEX = "latex-failed"  # marker: the last LaTeX run failed
+TEX_PACKAGES = "texlive-xetex texlive-fonts-recommended latexmk fonts-freefont-otf xindy"
+
+
+@dataclass(frozen=True)
+class Build:
+    """One build request: which book, which Sphinx builder, which execution profile."""
+
+    book: Path
+    builder: str = "html"
+    profile: str = "auto"
+
+    @property
+    def work(self) -> Path:
+        return self.book / "_build" / f".work-{self.builder}"
+
+    @property
+    def produced(self) -> Path:
+        return self.work / "_build" / OUTPUT_NAMES[self.builder]
+
+    @property
+    def output(self) -> Path:
+        return self.book / "_build" / OUTPUT_NAMES[self.builder]
+
+
+def say(message: str) -> None:
+    print(f"[dlbook] {message}", file=sys.stderr, flush=True)
+
+
+def precheck(book: Path) -> list[str]:
+    """Problems found before anything runs: the TOC and code-cell syntax."""
+    try:
+        sources = toc_sources(book)
+    except TocError as err:
+        return [str(err)]
+    return [str(p) for p in syntax_problems(sources)]
+
+
+def jupyter_book_command(build: Build) -> list[str]:
+    executable = Path(sys.executable).with_name("jupyter-book")
+    return [str(executable), "build", str(build.book), "--path-output", str(build.work),
+            "--builder", build.builder, "--warningiserror", "--keep-going"]
+
+
+def run_streaming(command: list[str], cwd: Path, env: dict) -> tuple[int, list[str]]:
+    """Run ``command``, echo its output, and return its exit code and problem lines."""
+    problems: list[str] = []
+    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            plain = ANSI.sub("", line).rstrip()
+            if any(marker in plain for marker in PROBLEM_MARKERS):
+                problems.append(plain)
+    return proc.returncode, problems
+
+
+def publish(produced: Path, output: Path) -> None:
+    """Replace ``output`` by a copy of ``produced`` in two renames."""
+    staging = output.with_name(output.name + ".new")
+    retired = output.with_name(output.name + ".old")
+    for leftover in (staging, retired):
+        shutil.rmtree(leftover, ignore_errors=True)
+    shutil.copytree(produced, staging)
+    if output.exists():
+        output.rename(retired)
+    staging.rename(output)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def missing_tex() -> list[str]:
+    return [tool for tool in ("xelatex", "latexmk") if shutil.which(tool) is None]
+
+
+def run_build(build: Build) -> int:
+    """Check, render and publish; return the exit status."""
+    book = build.book.resolve()
+    build = Build(book, build.builder, build.profile)
+    if not refresh_library(book):  # before the checks: the API page is generated too
+        say(f"build stopped before rendering: a #@save block is invalid (above); "
+            f"{build.output.relative_to(book)} and the library left as they were")
+        return 1
+    problems = precheck(book)
+    if not problems and build.builder == "pdflatex" and missing_tex():
+        problems = [f"make pdf needs {', '.join(missing_tex())}: install the TeX set with "
+                    f"`make pdf-deps` (apt-get install --no-install-recommends "
+                    f"{TEX_PACKAGES})"]
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        say(f"build stopped before rendering ({len(problems)} problem(s)); "
+            f"{build.output.relative_to(book)} left as it was")
+        return 1
+    executed = execute_book(book, profile=build.profile, refresh=False)  # fills the cache
+    if executed != 0:
+        say(f"build stopped before rendering: notebooks failed to execute (exit {executed}); "
+            f"{build.output.relative_to(book)} left as it was")
+        return executed
+    if build.builder == "pdflatex" and (build.work / FAILED_LATEX).exists():
+        shutil.rmtree(build.produced, ignore_errors=True)  # latexmk keeps stale state
+        (build.work / FAILED_LATEX).unlink()
+    env = kernel_environment(book)
+    code, lines = run_streaming(jupyter_book_command(build), book, env)
+    if code == 0 and build.builder == "pdflatex" and not (build.produced / "book.pdf").is_file():
+        code, lines = 1, lines + [f"{build.produced / 'book.pdf'}: no PDF was produced"]
+    if code != 0:
+        if build.builder == "pdflatex":  # keep book.tex/book.log to read; the next run
+            (build.work / FAILED_LATEX).touch()  # starts from a clean LaTeX folder
+        if lines:
+            say("problems reported (file:line where known):")
+            for line in dict.fromkeys(lines):
+                print(f"  {line}", file=sys.stderr)
+        say(f"build FAILED (exit {code}); {build.output.relative_to(book)} left as it was")
+        return code or 1
+    publish(build.produced, build.output)
+    target = build.output / ("index.html" if build.builder == "html" else "book.pdf")
+    say(f"built {target.relative_to(book)}")
+    return 0
