@@ -25,6 +25,8 @@ import json
 import os
 from pathlib import Path
 
+from tools.core.files import PROJECT_ROOT
+
 PROFILES = ("full", "smoke")
 SMOKE_VARIABLE = "DLBOOK_SMOKE"
 
@@ -154,8 +156,8 @@ def kernel_environment(book: Path, base: dict | None = None) -> dict:
     if mirror is not None and not env.get(MIRROR_VARIABLE):
         env[MIRROR_VARIABLE] = str(mirror)
     book = book.resolve()
-    repo = Path(__file__).resolve().parents[1]
-    paths = [str(book), str(repo)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    inherited = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    paths = [str(book), str(PROJECT_ROOT), *inherited]
     env.update(
         IPYTHONDIR=str(write_ipython_dir(book / "_build")),
         PYTHONPATH=os.pathsep.join(dict.fromkeys(paths)),
