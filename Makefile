@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= auto
 EXTRAS := book,test,offline-data
-TEX_DEBS := texlive-xetex texlive-fonts-recommended latexmk fonts-freefont-otf xindy
+TEX_DEBS := $(shell grep -v '^\#' requirements/apt-pdf.txt)
 BROWSER_DEBS := chromium poppler-utils
 # A local mirror of the book's data files (shared/data beside the checkout, as in this
 # project's CI) is found by tools/execution/kernel_env.py, for make and python -m tools alike.

@@ -166,7 +166,7 @@ def test_the_real_book_shows_no_build_machinery():
     from tools.checks.code import library_machinery_problems, machinery_problems
     from tools.checks.structure import toc_entries
 
-    entries, _ = toc_entries(REPO, REPO / "_toc.yml")
+    entries, _ = toc_entries(REPO)
     book, _ = read_pages(REPO, [e.path for e in entries if e.path is not None])
     assert len(book.pages) > 60
     assert [str(p) for p in machinery_problems(book.pages)] == []

@@ -4,9 +4,8 @@ manifest, worker slots, profile. No kernel starts here."""
 from __future__ import annotations
 
 import json
-import sys
+import os
 import textwrap
-import types
 from pathlib import Path
 
 import pytest
@@ -282,16 +281,32 @@ def test_table_lists_every_notebook():
     assert "a.md" in text and "1.2 s" in text and "cached" in text
 
 
-def test_profile_resolution(monkeypatch):
+def test_profile_resolution():
     from tools.execution.kernel_env import resolve_profile
 
-    assert resolve_profile("full") == "full" and resolve_profile("smoke") == "smoke"
-    for cuda, expected in ((True, "full"), (False, "smoke")):
-        fake = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda c=cuda: c))
-        monkeypatch.setitem(sys.modules, "torch", fake)
-        assert resolve_profile("auto") == expected
+    assert resolve_profile("full", []) == "full" and resolve_profile("smoke", ["H100"]) == "smoke"
+    assert resolve_profile("auto", ["H100"]) == "full"
+    assert resolve_profile("auto", []) == "smoke"
     with pytest.raises(ValueError):
-        resolve_profile("huge")
+        resolve_profile("huge", [])
+
+
+def test_gpus_are_those_the_kernels_torch_sees(tmp_path):
+    """The probe runs the kernels' Python: a torch without CUDA (a stand-in module that
+    says no GPU, on a machine where nvidia-smi might list one) counts no GPU, and a torch
+    that sees two devices under CUDA_VISIBLE_DEVICES counts those two."""
+    from tools.execution.devices import detect_gpus
+
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import os, types\n"
+        "_ids = [i for i in os.environ.get('CUDA_VISIBLE_DEVICES', '').split(',') if i]\n"
+        "cuda = types.SimpleNamespace(is_available=lambda: bool(_ids),\n"
+        "    device_count=lambda: len(_ids), get_device_name=lambda i: f'Fake {_ids[i]}')\n")
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(tmp_path)}
+    assert detect_gpus(env) == []
+    assert detect_gpus({**env, "CUDA_VISIBLE_DEVICES": "2,5"}) == ["Fake 2", "Fake 5"]
 
 
 def test_kernels_get_smoke_reductions_only_under_smoke():

@@ -9,10 +9,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from test_extract_support import REPO, files_of, page, write_book
 
+from tools.core.problems import ProblemError
 from tools.library.edit import Rewrite, indent_block, rewrite
-from tools.library.imports import ImportAtom, render_imports
+from tools.library.imports import ImportAtom, import_lines, sort_imports
 from tools.library.names import references
 
 RUFF = Path(sys.executable).with_name("ruff")
@@ -41,7 +43,16 @@ def test_references_know_scope_and_timing():
     assert [b.line for b in references("x = dlbook\n")[1]] == [1]
 
 
-def test_imports_are_laid_out_as_ruff_sorts_them():
+def test_import_lines_are_one_plain_statement_per_distinct_atom():
+    atoms = [ImportAtom("torch", "nn"), ImportAtom("os"), ImportAtom("torch", "nn"),
+             ImportAtom("torch.nn", "functional", "F"), ImportAtom("numpy", None, "np")]
+    assert import_lines(atoms, "  ") == [
+        "  import numpy as np", "  import os", "  from torch import nn",
+        "  from torch.nn import functional as F"]
+    assert import_lines(reversed(atoms)) == [line.strip() for line in import_lines(atoms)]
+
+
+def test_sort_imports_lays_out_imports_as_ruff_sorts_them():
     atoms = [ImportAtom("torch"), ImportAtom("torch.nn", "functional", "F"),
              ImportAtom("torch", "nn"), ImportAtom("os"), ImportAtom("os.path"),
              ImportAtom("matplotlib.pyplot", None, "plt"), ImportAtom("pathlib", "Path"),
@@ -49,18 +60,35 @@ def test_imports_are_laid_out_as_ruff_sorts_them():
                                                                     "add_to_class"),
              ImportAtom("dlbook.ch03_linear", "DATA_HUB"), ImportAtom("IPython"),
              ImportAtom("torch.nn", "init"), ImportAtom("__future__", "annotations")]
-    assert render_imports(atoms) == [
+    long = [ImportAtom("dlbook.ch05_multilayer_perceptrons", f"name_number_{i}")
+            for i in (7, 2, 10, 0, 5, 3, 1, 4)]
+    module = "\n".join(['"""Doc."""', "", *import_lines(atoms), "",
+                        "def f():", '    """Doc."""', *import_lines(long, "    "),
+                        "    return name_number_0", ""])
+    files = {"dlbook/ch09_x.py": module, "book/api.md": "# API\nimport b\nimport a\n"}
+    done = sort_imports(files)
+    assert list(done) == list(files) and done["book/api.md"] == files["book/api.md"]
+    assert done["dlbook/ch09_x.py"].split("\n") == [
+        '"""Doc."""', "",
         "from __future__ import annotations", "",
         "import os", "import os.path", "from pathlib import Path", "",
         "import IPython", "import matplotlib.pyplot as plt", "import torch",
         "from torch import nn", "from torch.nn import functional as F",
         "from torch.nn import init", "",
-        "from dlbook.ch03_linear import DATA_HUB, Module, add_to_class"]
-    long = [ImportAtom("dlbook.ch05_multilayer_perceptrons", f"name_number_{i}")
-            for i in range(8)]
-    lines = render_imports(long, "    ")
-    assert lines[0] == "    from dlbook.ch05_multilayer_perceptrons import ("
-    assert lines[1] == "        name_number_0," and lines[-1] == "    )"
+        "from dlbook.ch03_linear import DATA_HUB, Module, add_to_class", "", "",
+        "def f():", '    """Doc."""',
+        "    from dlbook.ch05_multilayer_perceptrons import (",
+        *[f"        name_number_{i}," for i in (0, 1, 2, 3, 4, 5, 7, 10)],
+        "    )", "    return name_number_0", ""]
+
+
+def test_sort_imports_names_the_file_ruff_cannot_read():
+    files = {"dlbook/ok.py": "import os\n", "dlbook/bad.py": "import os\ndef f(:\n"}
+    with pytest.raises(ProblemError) as caught:
+        sort_imports(files)
+    problems = caught.value.problems
+    assert {str(p.path) for p in problems} == {"dlbook/bad.py"} and problems[0].line == 2
+    assert "ruff could not sort the imports" in problems[0].message
 
 
 def test_rewrite_handles_one_liners_and_plain_docstrings():

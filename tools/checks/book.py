@@ -23,8 +23,8 @@ from tools.checks import structure as check_structure
 from tools.checks.pages import Page, markdown_parser, tokenize
 from tools.core.notebook import NotebookError, parse_text
 from tools.core.problems import Problem
+from tools.core.toc import TOC
 
-TOC = "_toc.yml"
 DEFAULT_BIB = ["book/references.bib"]
 
 
@@ -96,7 +96,7 @@ def page_problems(book: Book) -> list[Problem]:
 def check_book(root: Path) -> list[Problem]:
     """Every problem of the book at ``root``, in book order."""
     toc = root / TOC
-    entries, problems = check_structure.toc_entries(root, toc)
+    entries, problems = check_structure.toc_entries(root)
     sources = list(dict.fromkeys(e.path for e in entries if e.path is not None))
     book, trouble = read_pages(root, sources)
     problems += trouble

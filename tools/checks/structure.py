@@ -12,15 +12,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from sphinx.util.matching import Matcher
 
 from tools.checks.pages import Page, code_cell_fence_line
 from tools.core.problems import Problem
-from tools.core.toc import SUFFIXES, named_file
+from tools.core.toc import SUFFIXES, TocEntry, TocError, read_toc
 
 EXERCISES = "Exercises"
 OUTPUT_FENCES = frozenset({"output", "{output}", "{code-output}"})
@@ -150,42 +148,13 @@ def myst_output_problems(page: Page, text_lines: list[str]) -> list[Problem]:
     return found
 
 
-@dataclass(frozen=True)
-class TocEntry:
-    name: str  # as written in _toc.yml
-    line: int
-    path: Path | None  # the file it names, if any
-
-
-def _scalars(node, found: list[tuple[str, int]]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if key.value in ("file", "root") and isinstance(value, yaml.ScalarNode):
-                found.append((value.value, value.start_mark.line + 1))
-            else:
-                _scalars(value, found)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _scalars(item, found)
-
-
-def toc_entries(book: Path, toc: Path) -> tuple[list[TocEntry], list[Problem]]:
-    """Every ``file:``/``root:`` entry of the TOC with its line, and what is wrong."""
-    shown = toc
+def toc_entries(book: Path) -> tuple[list[TocEntry], list[Problem]]:
+    """Every entry of the TOC (:mod:`tools.core.toc`) and what is wrong with it."""
     try:
-        node = yaml.compose(toc.read_text(encoding="utf-8"))
-    except OSError:
-        return [], [Problem(shown, 1, "table of contents not found")]
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        return [], [Problem(shown, mark.line + 1 if mark else 1, f"malformed YAML: {problem}")]
-    pairs: list[tuple[str, int]] = []
-    _scalars(node, pairs)
-    entries = [TocEntry(name, line, named_file(book, name)) for name, line in pairs]
-    problems = [Problem(shown, e.line, f"'{e.name}' names no file ({e.name}.md or .ipynb)")
-                for e in entries if e.path is None]
-    return entries, problems
+        toc = read_toc(book)
+    except TocError as err:
+        return [], list(err.problems)
+    return list(toc.entries), toc.missing()
 
 
 def chapter_files(book: Path, exclude: list[str]) -> list[Path]:

@@ -4,7 +4,6 @@ line (:mod:`tools.execution.changed`), for CI to execute only those."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from tools.core.problems import say
 from tools.core.toc import TocError
@@ -20,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         found = affected(args.book, args.base)
     except (GitError, TocError) as err:
-        print(f"[dlbook] changed: {err}", file=sys.stderr)
+        say(f"changed: {err}")
         return 2
     for rel in found:
         print((args.book / rel).as_posix())

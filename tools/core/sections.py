@@ -18,9 +18,9 @@ from pathlib import Path
 import yaml
 
 from tools.core.notebook import MYST_FRONT_MATTER
+from tools.core.toc import TOC, file_nodes
 
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-TOC = "_toc.yml"
 
 TEMPLATE = MYST_FRONT_MATTER + """
 ({label})=
@@ -119,20 +119,10 @@ def _last_line(node) -> int:
     return max((_last_line(child) for child in children), default=node.start_mark.line)
 
 
-def _chapter_node(node, index: str):
+def _chapter_node(node: yaml.Node, index: str) -> yaml.MappingNode | None:
     """The TOC mapping whose ``file`` is the chapter's index page."""
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if key.value == "file" and isinstance(value, yaml.ScalarNode) and \
-                    value.value.removesuffix(".md").removesuffix(".ipynb") == index:
-                return node
-        children = [value for _, value in node.value]
-    elif isinstance(node, yaml.SequenceNode):
-        children = node.value
-    else:
-        return None
-    return next((found for child in children
-                 if (found := _chapter_node(child, index)) is not None), None)
+    return next((mapping for mapping, value in file_nodes(node)
+                 if value.value.removesuffix(".md").removesuffix(".ipynb") == index), None)
 
 
 def add_to_toc(toc_text: str, folder: str, entry: str) -> str:

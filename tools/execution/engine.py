@@ -34,6 +34,7 @@ from tools.core.mystnb import BookSettings, book_settings, is_excluded, read_as_
 from tools.core.notebook import NotebookError, front_matter_line, read_notebook
 from tools.core.problems import Problem, say
 from tools.core.toc import TocError, toc_sources
+from tools.execution.devices import detect_gpus
 from tools.execution.kernel_env import (
     SmokeSettingsError,
     kernel_environment,
@@ -43,7 +44,7 @@ from tools.execution.kernel_env import (
 )
 from tools.execution.keys import DataFilesError, KeyParts, data_digests, explain, kernel_digest
 from tools.execution.manifest import Entry, Manifest, load_manifest
-from tools.execution.pool import Outcome, Task, detect_gpus, make_slots, run_tasks
+from tools.execution.pool import Outcome, Task, make_slots, run_tasks
 from tools.execution.progress import Progress, Row, table
 from tools.library.deps import notebook_dependencies
 from tools.library.generate import refresh as refresh_library
@@ -270,9 +271,10 @@ def execute_book(book: Path, paths: list[Path] | None = None, profile: str = "au
     except TocError as err:
         print(err, file=stream)
         return 2
-    profile = resolve_profile(profile)
     settings = book_settings(book)
     env = kernel_environment(book)
+    gpus = detect_gpus(env)
+    profile = resolve_profile(profile, gpus)
     settings.cache_path.mkdir(parents=True, exist_ok=True)
     cache = get_cache(settings.cache_path)
     manifest = load_manifest(settings.cache_path)
@@ -286,7 +288,7 @@ def execute_book(book: Path, paths: list[Path] | None = None, profile: str = "au
     if not todo:
         say(f"execute: all {len(work)} notebook(s) cached ({profile} profile)", stream)
         return 1 if problems else 0
-    slots = make_slots(jobs, detect_gpus(env))
+    slots = make_slots(jobs, gpus)
     say(f"execute: {len(todo)} of {len(work)} notebook(s) to run, {profile} profile, "
         f"{len(slots)} worker(s) on {slots[0].device}", stream)
     by_name = {job.name: job for job in todo}

@@ -124,14 +124,12 @@ def data_mirror(book: Path) -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
-def resolve_profile(profile: str) -> str:
-    """Map ``auto`` to ``full`` with CUDA and ``smoke`` without; validate the others."""
+def resolve_profile(profile: str, gpus: list[str]) -> str:
+    """Map ``auto`` to ``full`` when the kernels have a GPU (``gpus``, from
+    :func:`tools.execution.devices.detect_gpus`) and ``smoke`` without; validate the
+    others."""
     if profile == "auto":
-        try:
-            import torch
-        except ImportError:
-            return "smoke"
-        return "full" if torch.cuda.is_available() else "smoke"
+        return "full" if gpus else "smoke"
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose auto, full or smoke")
     return profile

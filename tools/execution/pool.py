@@ -72,26 +72,6 @@ class Outcome:
     log: str = field(default="", repr=False)
 
 
-def detect_gpus(env: dict | None = None) -> list[str]:
-    """Names of the GPUs this process may use (``CUDA_VISIBLE_DEVICES`` respected)."""
-    env = os.environ if env is None else env
-    smi = shutil.which("nvidia-smi")
-    names: list[str] = []
-    if smi:
-        try:
-            out = subprocess.run([smi, "--query-gpu=index,name", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=20, check=True)
-            names = [line.split(",", 1)[1].strip() for line in out.stdout.splitlines()
-                     if "," in line]
-        except (subprocess.SubprocessError, OSError):
-            names = []
-    visible = env.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and names:
-        wanted = [v.strip() for v in visible.split(",") if v.strip()]
-        names = [names[int(v)] for v in wanted if v.isdigit() and int(v) < len(names)]
-    return names
-
-
 def _threads(cores: int, count: int) -> int:
     """CPU threads per kernel: ``OMP_NUM_THREADS`` if set, else a fair share of cores."""
     preset = os.environ.get("OMP_NUM_THREADS", "")

@@ -4,7 +4,10 @@ Each entry keeps its place (its first definition) and its final code. References
 library names become plain names imported from their module: at the top of the module
 when that module comes earlier, inside the function that uses them when it comes later
 (so that no import cycle can form), and an error when such a name is needed at import
-time. Each module imports exactly the pool imports its code uses.
+time. Each module imports exactly the pool imports its code uses, one plain statement per
+imported name: :func:`tools.library.imports.sort_imports` (run by
+:func:`tools.library.generate.generate` over all files at once) sorts, merges and wraps
+them, and sets the blank lines after them, as ruff's isort rules want.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import textwrap
 
 from tools.core.problems import Problem
 from tools.library.edit import Rewrite, indent_block, rewrite
-from tools.library.imports import LINE_LENGTH, ImportAtom, render_imports
+from tools.library.imports import LINE_LENGTH, ImportAtom, import_lines
 from tools.library.model import FRONT_MODULE, Entry, Library, Module
 from tools.library.names import BUILTINS, LIBRARY, library_attributes_of, parsed, references
 from tools.library.saved import MARK, Saved, Section
@@ -106,7 +109,7 @@ def long_lines(saved: Saved, text: str, indent: str) -> list[Problem]:
 
 def _lazy_lines(lazy: dict[str, set[ImportAtom]], text: str) -> tuple:
     """(function, import lines) for the functions of ``text`` that import lazily."""
-    return tuple((owner, tuple(render_imports(atoms, _indent_of(text, owner))))
+    return tuple((owner, tuple(import_lines(atoms, _indent_of(text, owner))))
                  for owner, atoms in sorted(lazy.items()))
 
 
@@ -178,23 +181,20 @@ def _docstring(module: Module, titles: dict[str, str]) -> str:
 
 def render_module(library: Library, index: int, titles: dict[str, str]
                   ) -> tuple[str, list[Problem]]:
-    """The source of one generated module and the placement problems found."""
+    """The source of one generated module and the placement problems found; its imports
+    are still unsorted (see :func:`tools.library.imports.sort_imports`)."""
     module = library.modules[index]
     placer = _Placer(library, index)
     bodies = [render_entry(entry, placer) for entry in module.entries]
     lines = header(f"{module.folder}/*.md") + [_docstring(module, titles), ""]
-    imports = render_imports(placer.atoms)
-    if imports:
-        first = module.entries[0].saved.kind
-        lines += imports + [""] * (2 if first in ("def", "class") else 1)
-    else:
-        lines.append("")
+    lines += [*import_lines(placer.atoms), ""]  # ruff sets the blank lines after imports
     text = "\n".join(lines) + "\n" + "\n\n\n".join(bodies) + "\n"
     return text, placer.problems
 
 
 def render_init(library: Library, version: str) -> str:
-    """``dlbook/__init__.py``: the version and every public name, in book order."""
+    """``dlbook/__init__.py``: the version and every public name, in book order; its
+    imports are still unsorted (see :func:`tools.library.imports.sort_imports`)."""
     public = [(m.name, e.name) for m in library.modules for e in m.entries if e.public]
     atoms = [ImportAtom(f"{LIBRARY}.{module}", name) for module, name in public]
     lines = header("the pages that _toc.yml lists, in its order") + [
@@ -203,7 +203,7 @@ def render_init(library: Library, version: str) -> str:
         "Every name below is defined, and explained, in a section of the book; its",
         "docstring says which. The modules follow the chapters, in book order.",
         '"""', ""]
-    lines += render_imports(atoms) + ([""] if atoms else [])
+    lines += import_lines(atoms) + ([""] if atoms else [])
     lines += [f'__version__ = "{version}"']
     if public:
         lines += ["__all__ = ["] + [f'    "{name}",' for _, name in public] + ["]"]

@@ -2,9 +2,11 @@
 
 Reads the pages in TOC order, collects the ``#@save`` blocks (:mod:`tools.library.saved`),
 resolves them (:mod:`tools.library.model`), renders the modules
-(:mod:`tools.library.codegen`) and ``book/api.md`` (:mod:`tools.library.apiref`), and
-says what writing them would change. Any problem stops everything before a file is
-written; only files that carry the generated header are ever rewritten or deleted.
+(:mod:`tools.library.codegen`, imports laid out by one ruff pass:
+:func:`tools.library.imports.sort_imports`) and ``book/api.md``
+(:mod:`tools.library.apiref`), and says what writing them would change. Any problem
+stops everything before a file is written; only files that carry the generated header are
+ever rewritten or deleted.
 :func:`refresh` is what every command that executes calls first.
 """
 
@@ -23,6 +25,7 @@ from tools.core.problems import Problem, ProblemError, say
 from tools.core.toc import TocError, toc_sources
 from tools.library.apiref import render_api
 from tools.library.codegen import GENERATED, render_init, render_module
+from tools.library.imports import sort_imports
 from tools.library.model import Library, resolve
 from tools.library.saved import MARK, Section, saved_blocks
 
@@ -139,6 +142,11 @@ def generate(book: Path) -> tuple[Library, dict[str, str]]:
         raise ExtractError(in_book_order(problems, blocks))
     files[f"{PACKAGE}/__init__.py"] = render_init(library, project_version(book))
     files[API_PAGE] = render_api(library, titles)
+    try:  # one ruff pass lays out the imports of every module
+        files = sort_imports(files)
+    except ProblemError as err:
+        raise ExtractError(Problem(book / p.path, p.line, p.message)
+                           for p in err.problems) from err
     return library, files
 
 

@@ -1,23 +1,31 @@
-"""Import statements as data: read them from saved blocks, write them back sorted.
+"""Import statements as data, and the one ruff pass that lays them out in generated files.
 
-The library generator gives each module exactly the imports its code uses. The order and
-layout written here is the one ruff's isort rules (``I001``) expect with the project's
-defaults: sections future, standard library, third party, first party (``dlbook``); plain
-``import`` lines before ``from`` lines; members ordered constants, classes, then the rest;
-an aliased member on a line of its own; long lines wrapped one member per line.
+The library generator gives each module exactly the imports its code uses. It reads them
+from saved blocks as :class:`ImportAtom` values (one imported name each) and writes them
+back with :func:`import_lines`, one plain statement per atom in a fixed order.
+:func:`sort_imports` then runs ruff's isort rules (``I``) once over all generated files, so
+that sections, order, merging and wrapping are exactly what ``ruff check`` expects, in
+function-local import blocks too, without this project keeping its own copy of isort.
 """
 
 from __future__ import annotations
 
 import ast
-import re
+import json
+import os
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+
+from tools.core.problems import Problem, ProblemError
 
 LINE_LENGTH = 99
-FIRST_PARTY = frozenset({"dlbook"})
-STDLIB = frozenset(sys.stdlib_module_names)
+FIRST_PARTY = ("dlbook",)
+TARGET_VERSION = "py310"
+RUFF_TIMEOUT = 120  # seconds; sorting the whole library takes well under one
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,14 @@ class ImportAtom:
     def plain_dotted(self) -> bool:
         """``import a.b``: binds ``a`` together with other such imports of ``a``."""
         return self.name is None and self.asname is None
+
+    @property
+    def statement(self) -> str:
+        """The import statement of this atom alone."""
+        alias = f" as {self.asname}" if self.asname else ""
+        if self.name is None:
+            return f"import {self.module}{alias}"
+        return f"from {self.module} import {self.name}{alias}"
 
 
 class ImportProblem(ValueError):
@@ -58,74 +74,72 @@ def atoms_of(node: ast.Import | ast.ImportFrom) -> list[ImportAtom]:
     return [ImportAtom(node.module or "", a.name, a.asname) for a in node.names]
 
 
-def _natural(text: str) -> tuple:
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
-                 for part in re.split(r"(\d+)", text) if part)
+def import_lines(atoms: Iterable[ImportAtom], indent: str = "") -> list[str]:
+    """One statement per distinct atom, indented by ``indent``, in a fixed order.
 
-
-def _member_key(name: str, asname: str | None = None) -> tuple:
-    if len(name) > 1 and name.isupper():
-        kind = 0  # CONSTANT
-    elif name[:1].isupper():
-        kind = 1  # Class
-    else:
-        kind = 2
-    return (kind, _natural(name.lower()), name, asname is not None, asname or "")
-
-
-def _module_key(module: str) -> tuple:
-    return (_natural(module.lower()), module)
-
-
-def _section(module: str) -> int:
-    top = module.split(".")[0]
-    if top == "__future__":
-        return 0
-    if top in STDLIB:
-        return 1
-    return 3 if top in FIRST_PARTY else 2
-
-
-def _from_lines(module: str, members: list[ImportAtom], indent: str) -> list[str]:
-    names = [m.name if m.asname is None else f"{m.name} as {m.asname}" for m in members]
-    line = f"{indent}from {module} import {', '.join(names)}"
-    if len(line) <= LINE_LENGTH:
-        return [line]
-    return [f"{indent}from {module} import ("] + [f"{indent}    {n}," for n in names] + [
-        f"{indent})"]
-
-
-def _statements(atoms: list[ImportAtom], indent: str) -> list[str]:
-    plain = sorted((a for a in atoms if a.name is None),
-                   key=lambda a: (*_module_key(a.module), a.asname is not None,
-                                  a.asname or ""))
-    lines = [f"{indent}import {a.module}" + (f" as {a.asname}" if a.asname else "")
-             for a in plain]
-    groups: list[tuple[tuple, str, list[ImportAtom]]] = []
-    by_module: dict[str, list[ImportAtom]] = {}
-    for atom in atoms:
-        if atom.name is not None:
-            by_module.setdefault(atom.module, []).append(atom)
-    for module, members in by_module.items():
-        members.sort(key=lambda a: _member_key(a.name, a.asname))
-        together = [m for m in members if m.asname is None]
-        if together:
-            groups.append(((*_module_key(module), _member_key(together[0].name)), module,
-                           together))
-        for alias in (m for m in members if m.asname is not None):
-            groups.append(((*_module_key(module), _member_key(alias.name, alias.asname)),
-                           module, [alias]))
-    for _, module, members in sorted(groups, key=lambda g: g[0]):
-        lines += _from_lines(module, members, indent)
-    return lines
-
-
-def render_imports(atoms: Iterable[ImportAtom], indent: str = "") -> list[str]:
-    """Sorted import lines for ``atoms``, one blank line between sections."""
+    Not the order ruff wants: :func:`sort_imports` sorts, merges and wraps them."""
     unique = sorted(set(atoms), key=lambda a: (a.module, a.name or "", a.asname or ""))
-    lines: list[str] = []
-    for section in range(4):
-        chosen = [a for a in unique if _section(a.module) == section]
-        if chosen:
-            lines += ([""] if lines else []) + _statements(chosen, indent)
-    return lines
+    return [indent + atom.statement for atom in unique]
+
+
+def ruff_config() -> str:
+    """The ruff settings the generated library is sorted with, and checked against."""
+    first_party = ", ".join(json.dumps(name) for name in FIRST_PARTY)
+    return (f"line-length = {LINE_LENGTH}\n"
+            f'target-version = "{TARGET_VERSION}"\n'
+            "\n[lint.isort]\n"
+            f"known-first-party = [{first_party}]\n")
+
+
+def _failed(paths: list[str], message: str) -> ProblemError:
+    where = os.path.commonpath(paths) if len(paths) > 1 else paths[0]
+    return ProblemError.at(where, 1, f"ruff could not sort the imports of the generated "
+                                     f"files: {message}")
+
+
+def sort_imports(files: dict[str, str]) -> dict[str, str]:
+    """``files`` (text by relative path) with the imports of every ``.py`` file sorted.
+
+    Import order is ruff's to define: one ``ruff check --select I --fix`` over a temporary
+    copy of the files replaces a hand-written imitation of isort that had to follow every
+    ruff rule by hand. The settings are passed explicitly (:func:`ruff_config`) and ruff
+    runs in the temporary folder, so the result does not depend on where it is called.
+    Other files pass through unchanged. Raises :class:`ProblemError`, naming the file and
+    line, when ruff cannot run or leaves a finding (a generated file that does not parse).
+    """
+    paths = [rel for rel in files if rel.endswith(".py")]
+    if not paths:
+        return dict(files)
+    with tempfile.TemporaryDirectory(prefix="dlbook-imports-") as tmp:
+        folder = Path(tmp)
+        config = folder / "ruff.toml"
+        config.write_text(ruff_config(), encoding="utf-8")
+        for rel in paths:
+            target = folder / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(files[rel], encoding="utf-8", newline="")
+        command = [sys.executable, "-m", "ruff", "check", "--select", "I", "--fix",
+                   "--no-cache", "--quiet", "--config", str(config),
+                   "--output-format", "json", "--", *paths]
+        try:
+            done = subprocess.run(command, cwd=folder, capture_output=True, text=True,
+                                  timeout=RUFF_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise _failed(paths, f"ruff did not run: {err}") from err
+        if done.returncode != 0:
+            try:
+                found = json.loads(done.stdout)
+            except ValueError:
+                found = None
+            if not found:
+                message = (done.stderr or done.stdout).strip()[:500]
+                raise _failed(paths, message or f"ruff exited with {done.returncode}")
+            named = {(folder / rel).resolve(): rel for rel in paths}
+            raise ProblemError([
+                Problem(Path(named.get(Path(item["filename"]).resolve(), item["filename"])),
+                        (item.get("location") or {}).get("row", 1),
+                        f"ruff could not sort the imports of this generated file: "
+                        f"{item['message']}")
+                for item in found])
+        return {rel: (folder / rel).read_text(encoding="utf-8") if rel.endswith(".py")
+                else text for rel, text in files.items()}

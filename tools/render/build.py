@@ -14,6 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.core.files import PROJECT_ROOT
+from tools.core.problems import Problem, say
 from tools.core.python import syntax_problems
 from tools.core.toc import TocError, toc_sources
 from tools.execution.engine import execute_book
@@ -25,7 +27,7 @@ PROBLEM_MARKERS = ("WARNING:", "ERROR:", "CRITICAL:", "Executing notebook failed
                    "Exception occurred", "Error:")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 FAILED_LATEX = "latex-failed"  # marker: the last LaTeX run failed
-TEX_PACKAGES = "texlive-xetex texlive-fonts-recommended latexmk fonts-freefont-otf xindy"
+TEX_PACKAGES = PROJECT_ROOT / "requirements" / "apt-pdf.txt"  # one list, the Makefile's too
 
 
 @dataclass(frozen=True)
@@ -49,17 +51,13 @@ class Build:
         return self.book / "_build" / OUTPUT_NAMES[self.builder]
 
 
-def say(message: str) -> None:
-    print(f"[dlbook] {message}", file=sys.stderr, flush=True)
-
-
-def precheck(book: Path) -> list[str]:
+def precheck(book: Path) -> list[Problem]:
     """Problems found before anything runs: the TOC and code-cell syntax."""
     try:
         sources = toc_sources(book)
     except TocError as err:
-        return [str(err)]
-    return [str(p) for p in syntax_problems(sources)]
+        return list(err.problems)
+    return syntax_problems(sources)
 
 
 def jupyter_book_command(build: Build) -> list[str]:
@@ -94,6 +92,12 @@ def publish(produced: Path, output: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
+def tex_packages() -> list[str]:
+    """The Debian packages of the TeX set (``requirements/apt-pdf.txt``)."""
+    lines = TEX_PACKAGES.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
 def missing_tex() -> list[str]:
     return [tool for tool in ("xelatex", "latexmk") if shutil.which(tool) is None]
 
@@ -108,9 +112,9 @@ def run_build(build: Build) -> int:
         return 1
     problems = precheck(book)
     if not problems and build.builder == "pdflatex" and missing_tex():
-        problems = [f"make pdf needs {', '.join(missing_tex())}: install the TeX set with "
-                    f"`make pdf-deps` (apt-get install --no-install-recommends "
-                    f"{TEX_PACKAGES})"]
+        problems = [Problem(TEX_PACKAGES, 1, f"make pdf needs {', '.join(missing_tex())}: "
+                            "install the TeX set with `make pdf-deps` (apt-get install "
+                            f"--no-install-recommends {' '.join(tex_packages())})")]
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
