@@ -174,3 +174,24 @@ def test_malformed_toc_is_one_problem(tmp_path):
     write(book, "_toc.yml", "format: jb-book\nroot: index\nparts: [\n")
     found = problems(book)
     assert len(found) == 1 and found[0].startswith("_toc.yml:4: malformed YAML")
+
+
+def test_toc_structure_errors_name_their_line(tmp_path):
+    """sphinx-external-toc decides what the TOC means; its errors get the line they are
+    about (an entry without a file, a page listed twice, a missing root)."""
+    book = book_copy(tmp_path)
+    toc = (book / "_toc.yml").read_text()
+    no_file = toc.replace("          - file: chapters/01-basics/second-steps\n",
+                          "          - title: Second steps\n")
+    write(book, "_toc.yml", no_file)
+    assert problems(book)[0].startswith(
+        f"_toc.yml:{line_of(no_file, 'title: Second')}: entry does not contain "
+        "one of")
+    twice = toc + "          - file: chapters/01-basics/first-steps\n"
+    write(book, "_toc.yml", twice)
+    found = problems(book)
+    assert found[0].startswith(f"_toc.yml:{len(twice.splitlines())}: document file used "
+                               "multiple times: 'chapters/01-basics/first-steps'")
+    write(book, "_toc.yml", toc.replace("root: index\n", ""))
+    assert problems(book)[0].startswith("_toc.yml:") and "'root' key not found" in \
+        problems(book)[0]
