@@ -16,8 +16,6 @@ from dataclasses import dataclass
 
 from tools.core.python import python_of_cell
 from tools.library.graph import (
-    FROM,
-    IMPORT,
     PREAMBLE,
     Binding,
     Library,
@@ -27,6 +25,7 @@ from tools.library.graph import (
     parse_module,
     references,
 )
+from tools.library.names import FROM, IMPORT, parsed
 
 
 @dataclass(frozen=True)
@@ -195,10 +194,11 @@ class Resolver:
 def notebook_roots(cells: list[str], resolver: Resolver) -> set[Target]:
     """The library names the code ``cells`` of a notebook use."""
     package = resolver.library.package
-    code = "\n".join(c for c in (python_of_cell(cell) for cell in cells) if c is not None)
-    module = parse_module("<notebook>", code, package)
-    tree = ast.parse(code)
-    roots = {target for chain in references(tree)
+    codes = [c for c in (python_of_cell(cell) for cell in cells) if c is not None]
+    code = "\n".join(codes)
+    module = parse_module("<notebook>", code, package, symbols=False)
+    tree = parsed(code)
+    roots = {target for chain in references(codes)
              if (target := resolver.resolve(module, chain)) is not None}
     for node in ast.walk(tree):  # an import alone runs the imported modules' preambles
         if isinstance(node, ast.Import):

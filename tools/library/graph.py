@@ -5,8 +5,10 @@ class (with all its methods, and any function attached to it by ``@add_to_class(
 assigned name, plus one ``<module>`` symbol per module for its other top-level statements.
 Each symbol has a digest of its normalised syntax tree (docstrings, comments and layout
 do not count, so a moved section or a reworded docstring re-runs nothing) and the names it
-refers to: bases, decorators, names used in its body, resolved through the imports between
-library modules (see :mod:`tools.library.deps`, which closes over them).
+refers to: bases, decorators, names used in its body, as found by
+:func:`tools.library.names.uses` in the symbol's own source text (so that names other
+statements of the module define count as outside ones). They are resolved through the
+imports between library modules by :mod:`tools.library.deps`, which closes over them.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from __future__ import annotations
 import ast
 import copy
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tools.library.names import Chain, add_to_class_target, attribute_chain, first_line, uses
 
 PREAMBLE = "<module>"
 SymbolId = tuple[str, str]  # (module, name)
@@ -40,7 +45,7 @@ class Module:
     name: str
     is_package: bool = False
     digests: dict[str, str] = field(default_factory=dict)
-    refs: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)
+    refs: dict[str, set[Chain]] = field(default_factory=dict)
     bindings: list[tuple[str, Binding]] = field(default_factory=list)  # in source order
     exported: tuple[str, ...] | None = None  # a literal ``__all__``
     imports: set[str] = field(default_factory=set)  # library modules it imports
@@ -71,114 +76,21 @@ def normalised_digest(node: ast.AST) -> str:
     return hashlib.sha256(ast.dump(node).encode()).hexdigest()[:16]
 
 
-def _chain(node: ast.AST) -> tuple[str, ...] | None:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        return (node.id, *reversed(parts))
-    return None
+def references(texts: Iterable[str]) -> set[Chain]:
+    """Free names and attribute chains that the top-level statements (or notebook cells)
+    ``texts`` use, from :func:`tools.library.names.uses`; chains through a function's
+    imports start with ``FROM`` or ``IMPORT``, resolved by the caller.
 
-
-FROM, IMPORT = "<from>", "<import>"  # heads of chains that go through a local import
-
-
-def _import_prefixes(node: ast.Import | ast.ImportFrom) -> dict[str, tuple[str, ...]]:
-    """What each name a (function-level) import binds stands for, as a chain prefix."""
-    if isinstance(node, ast.ImportFrom):
-        return {a.asname or a.name: (FROM, str(node.level), node.module or "", a.name)
-                for a in node.names if a.name != "*"}
-    return {(a.asname or a.name.split(".")[0]): (IMPORT, a.name if a.asname
-                                                  else a.name.split(".")[0])
-            for a in node.names}
-
-
-class _References(ast.NodeVisitor):
-    """Collect the free-name chains (``a``, ``a.b.c``) used in a definition.
-
-    A name imported inside a function (the generated library imports later modules
-    lazily, inside the functions that use them) yields a chain that starts with
-    ``<from> level module name`` or ``<import> module``, resolved by the caller.
-    """
-
-    def __init__(self) -> None:
-        self.chains: set[tuple[str, ...]] = set()
-        self.scopes: list[tuple[set[str], dict[str, tuple[str, ...]]]] = []
-
-    @staticmethod
-    def _bound_in(node) -> tuple[set[str], dict[str, tuple[str, ...]]]:
-        """Names local to a function (parameters, names bound in its own body) and the
-        names its own imports bind."""
-        names = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
-        imports: dict[str, tuple[str, ...]] = {}
-        declared: set[str] = set()
-        todo: list[ast.AST] = list(node.body)
-        while todo:
-            sub = todo.pop()
-            if isinstance(sub, ast.Name) and isinstance(sub.ctx, (ast.Store, ast.Del)):
-                names.add(sub.id)
-            elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                names.add(sub.name)  # a nested scope: its own body is not ours
-                continue
-            elif isinstance(sub, ast.Lambda):
-                continue
-            elif isinstance(sub, (ast.Import, ast.ImportFrom)):
-                imports.update(_import_prefixes(sub))
-            elif isinstance(sub, ast.ExceptHandler) and sub.name:
-                names.add(sub.name)
-            elif isinstance(sub, (ast.Global, ast.Nonlocal)):
-                declared.update(sub.names)
-            todo.extend(ast.iter_child_nodes(sub))
-        return names - declared - set(imports), imports
-
-    def _function(self, node) -> None:
-        for expr in [*node.decorator_list, *node.args.defaults, *node.args.kw_defaults,
-                     node.returns]:
-            if expr is not None:
-                self.visit(expr)
-        for arg in ast.walk(node.args):
-            if isinstance(arg, ast.arg) and arg.annotation is not None:
-                self.visit(arg.annotation)
-        self.scopes.append(self._bound_in(node))
-        for stmt in node.body:
-            self.visit(stmt)
-        self.scopes.pop()
-
-    visit_FunctionDef = visit_AsyncFunctionDef = _function
-
-    def visit_Lambda(self, node: ast.Lambda) -> None:
-        self.scopes.append(({a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)},
-                            {}))
-        self.visit(node.body)
-        self.scopes.pop()
-
-    def _add(self, chain: tuple[str, ...]) -> None:
-        for names, imports in reversed(self.scopes):
-            if chain[0] in imports:
-                self.chains.add((*imports[chain[0]], *chain[1:]))
-                return
-            if chain[0] in names:
-                return
-        self.chains.add(chain)
-
-    def visit_Attribute(self, node: ast.Attribute) -> None:
-        chain = _chain(node)
-        if chain is None:
-            self.generic_visit(node)
-        else:
-            self._add(chain)
-
-    def visit_Name(self, node: ast.Name) -> None:
-        if isinstance(node.ctx, ast.Load):
-            self._add((node.id,))
-
-
-def references(node: ast.AST) -> set[tuple[str, ...]]:
-    """Free names and attribute chains that ``node`` uses."""
-    visitor = _References()
-    visitor.visit(node)
-    return visitor.chains
+    Each text is analysed on its own: at the top level a name counts even where the
+    statements bind it, so this finds what analysing them together would. A text that
+    Python rejects (a misplaced ``global``: it could not run) adds nothing."""
+    found: set[Chain] = set()
+    for text in texts:
+        try:
+            found.update(use.chain for use in uses(text))
+        except SyntaxError:
+            continue
+    return found
 
 
 def absolute_module(module: str, level: int, target: str, is_package: bool) -> str:
@@ -191,14 +103,14 @@ def absolute_module(module: str, level: int, target: str, is_package: bool) -> s
     return ".".join(base + ([target] if target else []))
 
 
-def _attached_class(node: ast.AST) -> str | None:
-    """``C`` for a function decorated with ``@add_to_class(C)`` / ``@lib.add_to_class(C)``."""
-    for dec in getattr(node, "decorator_list", []):
-        if isinstance(dec, ast.Call) and dec.args and isinstance(dec.args[0], ast.Name):
-            chain = _chain(dec.func)
-            if chain and chain[-1] == "add_to_class":
-                return dec.args[0].id
-    return None
+def statement_text(lines: list[str], node: ast.stmt) -> str:
+    """The source of the top-level statement ``node``, decorators included, from the
+    ``lines`` of its module (split on newlines only, as ``ast`` counts them)."""
+    first, last = first_line(node), node.end_lineno or node.lineno
+    part = [line.encode() for line in lines[first - 1:last]]
+    part[-1] = part[-1][:node.end_col_offset]  # offsets count UTF-8 bytes
+    part[0] = part[0][0 if first < node.lineno else node.col_offset:]
+    return b"\n".join(part).decode()
 
 
 def _stored_names(node: ast.AST) -> set[str]:
@@ -206,8 +118,10 @@ def _stored_names(node: ast.AST) -> set[str]:
             and isinstance(n.ctx, ast.Store)}
 
 
-def parse_module(name: str, source: str, package: str, is_package: bool = False) -> Module:
-    """Read one library module's symbols, references and namespace."""
+def parse_module(name: str, source: str, package: str, is_package: bool = False,
+                 symbols: bool = True) -> Module:
+    """Read one library module's symbols, references and namespace (only the namespace
+    when ``symbols`` is False, as for a notebook's code)."""
     module = Module(name, is_package)
     statements: dict[str, list[ast.stmt]] = {}  # symbol -> the statements defining it
 
@@ -250,7 +164,7 @@ def parse_module(name: str, source: str, package: str, is_package: bool = False)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             bind_import(node)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            target = _attached_class(node)
+            target = add_to_class_target(node, qualifiers=None)[1]
             if target is None:
                 define(node.name, node)
             else:  # a method attached at run time: part of its class
@@ -273,10 +187,12 @@ def parse_module(name: str, source: str, package: str, is_package: bool = False)
                     bind(sub.name, Binding("symbol", name, PREAMBLE))
                 elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
                     bind(sub.id, Binding("symbol", name, PREAMBLE))
+    if not symbols:
+        return module
+    lines = source.split("\n")
     for symbol, nodes in statements.items():
-        tree = ast.Module(nodes, [])
-        module.digests[symbol] = normalised_digest(tree)
-        module.refs[symbol] = references(tree)
+        module.digests[symbol] = normalised_digest(ast.Module(nodes, []))
+        module.refs[symbol] = references(statement_text(lines, n) for n in nodes)
     return module
 
 
@@ -284,7 +200,7 @@ def _is_self_alias(node: ast.stmt) -> bool:
     return (isinstance(node, ast.Assign) and len(node.targets) == 1
             and isinstance(node.targets[0], ast.Name)
             and isinstance(node.value, ast.Subscript)
-            and _chain(node.value.value) == ("sys", "modules")
+            and attribute_chain(node.value.value) == ("sys", "modules")
             and isinstance(node.value.slice, ast.Name) and node.value.slice.id == "__name__")
 
 

@@ -19,7 +19,13 @@ from tools.core.notebook import Cell, Notebook
 from tools.core.problems import Problem
 from tools.core.python import to_python
 from tools.library.edit import MARK, header_end, marked_comments
-from tools.library.names import FUNCTIONS, LIBRARY, defined_name, first_line
+from tools.library.names import (
+    FUNCTIONS,
+    LIBRARY,
+    add_to_class_target,
+    defined_name,
+    first_line,
+)
 
 IMPORTS = (ast.Import, ast.ImportFrom)
 
@@ -54,27 +60,6 @@ class Saved:
     def where(self, line: int = 1) -> str:
         """``path:line`` of the block's ``line``-th line."""
         return f"{self.section.path}:{self.line + line - 1}"
-
-
-def add_to_class_target(node: ast.stmt) -> tuple[ast.expr | None, str | None]:
-    """(decorator, class name) when ``node`` is decorated ``add_to_class(C)``."""
-    for decorator in getattr(node, "decorator_list", []):
-        func = decorator.func if isinstance(decorator, ast.Call) else None
-        named = (isinstance(func, ast.Name) and func.id == "add_to_class") or (
-            isinstance(func, ast.Attribute) and func.attr == "add_to_class"
-            and isinstance(func.value, ast.Name) and func.value.id == LIBRARY)
-        if not named:
-            continue
-        args = decorator.args
-        if len(args) == 1 and not decorator.keywords:
-            arg = args[0]
-            if isinstance(arg, ast.Name):
-                return decorator, arg.id
-            if (isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name)
-                    and arg.value.id == LIBRARY):
-                return decorator, arg.attr
-        return decorator, None
-    return None, None
 
 
 class _CellReader:
