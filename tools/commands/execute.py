@@ -4,9 +4,9 @@ execute what is not cached (:func:`tools.execution.engine.execute_book`)."""
 from __future__ import annotations
 
 import argparse
-import signal
 from pathlib import Path
 
+from tools.core.interrupts import interruptible
 from tools.core.problems import say
 from tools.execution.engine import execute_book
 
@@ -22,17 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="execute even the notebooks whose outputs are cached")
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace) -> int:
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in background
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # a terminated run stops as cleanly
     try:
-        return execute_book(args.book, args.paths or None, args.profile, args.jobs, args.force)
+        with interruptible():
+            return execute_book(args.book, args.paths or None, args.profile, args.jobs,
+                                args.force)
     except KeyboardInterrupt:  # before any notebook started: nothing to clean up
         say("execute: interrupted")
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -18,9 +18,7 @@ import contextlib
 import copy
 import hashlib
 import re
-import signal
 import sys
-import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +28,8 @@ from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
 
 from tools.core.files import PROJECT_ROOT
+from tools.core.interrupts import interrupts_deferred
+from tools.core.lock import BuildLocked, build_lock
 from tools.core.mystnb import BookSettings, book_settings, is_excluded, read_as_mystnb
 from tools.core.notebook import NotebookError, front_matter_line, read_notebook
 from tools.core.problems import Problem, say
@@ -147,24 +147,6 @@ def is_cached(cache, notebook: nbformat.NotebookNode) -> bool:
     return (Path(cache.path) / "executed" / record.hashkey / "base.ipynb").is_file()
 
 
-@contextlib.contextmanager
-def interrupts_deferred():
-    """Hold Ctrl-C (and SIGTERM) until the block ends, so a write is never cut in half."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if received:
-            raise KeyboardInterrupt
-
-
 def merged(original: nbformat.NotebookNode, executed: nbformat.NotebookNode):
     """The notebook as read, with the executed outputs (so its cache hash is unchanged)."""
     result = copy.deepcopy(original)
@@ -224,6 +206,9 @@ def failure_report(job: Job, outcome: Outcome) -> str:
         if line and offset:
             where = f"{job.name}:{line + offset - 1}"
     head = f"{job.name}: {at}" if at else job.name
+    if error.get("ename") == "Timeout":  # no traceback: the kernel was stopped
+        cell = f"code cell {number} (line {line})" if line else f"code cell {number}"
+        return f"{where}: {cell} {error.get('evalue')}"
     return (f"{head}\n  {where}: {error.get('ename')}: {error.get('evalue')}\n"
             + _indent(error.get("traceback", "").strip()))
 
@@ -257,11 +242,23 @@ def _indent(text: str, limit: int = 80) -> str:
 def execute_book(book: Path, paths: list[Path] | None = None, profile: str = "auto",
                  jobs: int | None = None, force: bool = False, stream=None,
                  refresh: bool = True) -> int:
-    """Execute what is not cached; 0 when every notebook is cached or ran cleanly.
+    """Execute what is not cached, holding the book's build lock; 0 when every notebook
+    is cached or ran cleanly.
 
     The library is regenerated first unless the caller has just done it (``refresh``)."""
     stream = stream or sys.stderr
     book = book.resolve()
+    try:
+        with build_lock(book, "execute"):
+            return _execute(book, paths, profile, jobs, force, stream, refresh)
+    except BuildLocked as err:
+        print(err, file=stream)
+        say("execute refused: nothing was executed", stream)
+        return 1
+
+
+def _execute(book: Path, paths: list[Path] | None, profile: str, jobs: int | None,
+             force: bool, stream, refresh: bool) -> int:
     if refresh and not refresh_library(book, stream):
         say("execute stopped: a #@save block is invalid (above); nothing was executed and "
             "the library was left as it was", stream)

@@ -141,7 +141,8 @@ def run_tasks(tasks: list[Task], slots: list[Slot],
             process = subprocess.Popen(
                 [sys.executable, "-m", "tools.execution.runner", str(files["request.json"])],
                 env={**task.env, **slot.env}, stdout=subprocess.PIPE, stderr=log,
-                stdin=subprocess.DEVNULL, text=True, bufsize=1)
+                stdin=subprocess.DEVNULL, text=True, bufsize=1,
+                start_new_session=True)  # a Ctrl-C reaches the parent only
         running = Running(task, slot, process, time.monotonic(), files)
         active[slot.index] = running
         threading.Thread(target=_read_events, args=(running, events), daemon=True).start()

@@ -7,12 +7,25 @@ runs it with nbclient exactly as jupyter-cache does for myst-nb (the notebook's
 JSON object a line: ``{"event": "kernel", "pid": N}`` once the kernel runs, then
 ``{"event": "cell", "number": k, "of": n}`` as each code cell starts. It never writes to
 the cache: the parent process does, from the files this process leaves.
+
+Three limits make a failure say what happened, naming the cell:
+
+- time: a cell that runs past the limit (``execute.timeout`` in ``_config.yml``, or the
+  page's own ``execution: timeout:`` front matter) fails as a timeout, not as the
+  ``KeyboardInterrupt`` that nbclient uses to stop the kernel;
+- output: a cell whose outputs exceed :data:`OUTPUT_LIMIT` bytes fails, and what it
+  printed past the limit is never held in memory;
+- Ctrl-C: this process runs in its own session and ignores SIGINT, so that only the
+  parent decides what an interrupt means (it stops every worker and keeps the cache
+  consistent).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -22,6 +35,28 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+OUTPUT_LIMIT = 4 * 2**20  # bytes of output per code cell (docs/guarantees.md)
+TIMEOUT_SOURCE = "set by execute.timeout in _config.yml or the page's execution: timeout:"
+
+
+class OutputTooLarge(Exception):
+    """A code cell produced more output than :data:`OUTPUT_LIMIT`."""
+
+
+class LimitedClient(NotebookClient):
+    """nbclient's client, keeping at most :data:`OUTPUT_LIMIT` bytes of output per cell."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.output_bytes: dict[int, int] = {}
+
+    def output(self, outs, msg, display_id, cell_index):
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        total = self.output_bytes.get(cell_index, 0) + size
+        self.output_bytes[cell_index] = total
+        if total > OUTPUT_LIMIT:
+            return None  # dropped: the cell fails when it ends
+        return super().output(outs, msg, display_id, cell_index)
 
 
 def emit(**event) -> None:
@@ -61,17 +96,34 @@ def run(request: dict) -> dict:
         emit(event="cell", number=code_cells.index(cell_index) + 1, of=len(code_cells))
 
     def on_notebook_start(notebook) -> None:
+        # nbclient shuts the kernel down on SIGINT; the parent decides instead.
+        asyncio.get_event_loop().remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         provisioner = getattr(client.km, "provisioner", None)
         emit(event="kernel", pid=getattr(provisioner, "pid", None))
 
-    client = NotebookClient(notebook, timeout=timeout, allow_errors=allow_errors,
-                            record_timing=False, on_cell_start=on_start,
-                            on_notebook_start=on_notebook_start)
+    def on_executed(cell, cell_index, execute_reply) -> None:
+        produced = client.output_bytes.get(cell_index, 0)
+        if produced > OUTPUT_LIMIT:
+            raise OutputTooLarge(f"the cell produced {produced / 2**20:.1f} MB of output; "
+                                 f"the limit is {OUTPUT_LIMIT / 2**20:g} MB per cell")
+
+    client = LimitedClient(notebook, timeout=timeout, allow_errors=allow_errors,
+                           record_timing=False, on_cell_start=on_start,
+                           on_cell_executed=on_executed, on_notebook_start=on_notebook_start)
     start = time.perf_counter()
     result: dict = {"ok": True, "error": None}
     try:
         client.execute(cwd=request["cwd"])
-    except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
+    except CellTimeoutError:
+        result = {"ok": False, "error": {
+            "cell_index": current["index"], "ename": "Timeout", "timeout": timeout,
+            "evalue": f"exceeded the {timeout} s limit ({TIMEOUT_SOURCE})", "traceback": ""}}
+    except OutputTooLarge as err:
+        result = {"ok": False, "error": {"cell_index": current["index"],
+                                         "ename": "OutputTooLarge", "evalue": str(err),
+                                         "traceback": ""}}
+    except (CellExecutionError, DeadKernelError) as err:
         result = {"ok": False, "error": error_of(notebook, current["index"], err)}
     result["seconds"] = round(time.perf_counter() - start, 3)
     nbformat.write(notebook, request["output"])
@@ -80,6 +132,7 @@ def run(request: dict) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides (module docstring)
     request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     run(request)
     return 0

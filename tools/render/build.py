@@ -7,6 +7,7 @@ build leaves the previous site and PDF exactly as they were.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.core.files import PROJECT_ROOT
-from tools.core.problems import Problem, say
+from tools.core.lock import BuildLocked, build_lock
+from tools.core.problems import Problem, ProblemError, say
 from tools.core.python import syntax_problems
 from tools.core.toc import TocError, toc_sources
 from tools.execution.engine import execute_book
@@ -79,13 +81,19 @@ def run_streaming(command: list[str], cwd: Path, env: dict) -> tuple[int, list[s
     return proc.returncode, problems
 
 
-def publish(produced: Path, output: Path) -> None:
-    """Replace ``output`` by a copy of ``produced`` in two renames."""
-    staging = output.with_name(output.name + ".new")
-    retired = output.with_name(output.name + ".old")
+def publish(produced: Path, output: Path, landmark: str) -> None:
+    """Replace ``output`` by a copy of ``produced`` in two renames, after checking that
+    the copy holds ``landmark`` (``index.html``, ``book.pdf``). The staging folders are
+    this process's own; the caller holds the build lock."""
+    staging = output.with_name(f"{output.name}.new-{os.getpid()}")
+    retired = output.with_name(f"{output.name}.old-{os.getpid()}")
     for leftover in (staging, retired):
         shutil.rmtree(leftover, ignore_errors=True)
     shutil.copytree(produced, staging)
+    if not (staging / landmark).is_file():
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ProblemError.at(produced / landmark, 1, "the build produced no such file; "
+                                                      "nothing was published")
     if output.exists():
         output.rename(retired)
     staging.rename(output)
@@ -103,9 +111,20 @@ def missing_tex() -> list[str]:
 
 
 def run_build(build: Build) -> int:
-    """Check, render and publish; return the exit status."""
+    """Check, render and publish, holding the book's build lock; the exit status."""
     book = build.book.resolve()
     build = Build(book, build.builder, build.profile)
+    try:
+        with build_lock(book, "html" if build.builder == "html" else "pdf"):
+            return _checked_render_publish(build)
+    except BuildLocked as err:
+        print(err, file=sys.stderr)
+        say(f"build refused; {build.output.relative_to(book)} left as it was")
+        return 1
+
+
+def _checked_render_publish(build: Build) -> int:
+    book = build.book
     if not refresh_library(book):  # before the checks: the API page is generated too
         say(f"build stopped before rendering: a #@save block is invalid (above); "
             f"{build.output.relative_to(book)} and the library left as they were")
@@ -142,7 +161,12 @@ def run_build(build: Build) -> int:
                 print(f"  {line}", file=sys.stderr)
         say(f"build FAILED (exit {code}); {build.output.relative_to(book)} left as it was")
         return code or 1
-    publish(build.produced, build.output)
-    target = build.output / ("index.html" if build.builder == "html" else "book.pdf")
-    say(f"built {target.relative_to(book)}")
+    landmark = "index.html" if build.builder == "html" else "book.pdf"
+    try:
+        publish(build.produced, build.output, landmark)
+    except ProblemError as err:
+        print(err, file=sys.stderr)
+        say(f"build FAILED; {build.output.relative_to(book)} left as it was")
+        return 1
+    say(f"built {(build.output / landmark).relative_to(book)}")
     return 0
