@@ -141,3 +141,36 @@ def _runs_steady(parent: int) -> bool:
                              text=True).stdout.split()
     return any(subprocess.run(["pgrep", "-P", pid], capture_output=True).stdout
                for pid in workers)
+
+
+def tools(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tools", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_a_byte_that_is_not_utf8_is_named_by_every_command(book: Path):
+    page = book / "chapter" / "standalone.md"
+    lines = page.read_bytes().split(b"\n")
+    lines[9] = lines[9] + b" caf\xe9"
+    page.write_bytes(b"\n".join(lines))
+    column = lines[9].index(b"\xe9") + 1
+    where = f"chapter/standalone.md:10:{column}: not UTF-8 (byte 0xe9)"
+    for command in ("html", "check", "lib"):
+        done = tools(command, "--book", str(book))
+        assert done.returncode != 0, command
+        assert where in done.stderr + done.stdout, (command, done.stderr[-2000:])
+        assert "Traceback" not in done.stderr, (command, done.stderr[-3000:])
+
+
+def test_a_yaml_error_in_the_configuration_names_its_line_and_column(book: Path):
+    config = book / "_config.yml"
+    lines = config.read_text().splitlines()
+    at = next(n for n, line in enumerate(lines) if line.startswith("title:"))
+    lines[at] = "title: [unclosed"
+    config.write_text("\n".join(lines) + "\n")
+    for command in ("html", "check", "execute"):
+        done = tools(command, "--book", str(book))
+        assert done.returncode != 0, command
+        assert "_config.yml:" in done.stderr + done.stdout, (command, done.stderr[-2000:])
+        assert "malformed YAML" in done.stderr + done.stdout
+        assert "Traceback" not in done.stderr, (command, done.stderr[-3000:])

@@ -15,14 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from tools.checks import code as check_code
 from tools.checks import refs as check_refs
 from tools.checks import structure as check_structure
 from tools.checks.pages import Page, markdown_parser, tokenize
-from tools.core.notebook import NotebookError, parse_text
-from tools.core.problems import Problem
+from tools.core.files import read_source
+from tools.core.mystnb import ConfigError, book_settings, read_config
+from tools.core.notebook import parse_text
+from tools.core.problems import Problem, ProblemError
 from tools.core.toc import TOC
 
 DEFAULT_BIB = ["book/references.bib"]
@@ -39,20 +39,10 @@ class Book:
     bibfiles: list[Path] = field(default_factory=list)
 
 
-def _config(root: Path) -> dict:
-    path = root / "_config.yml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except yaml.YAMLError:
-        data = {}
-    return data if isinstance(data, dict) else {}
-
-
 def read_pages(root: Path, sources: list[Path]) -> tuple[Book, list[Problem]]:
-    """Parse every source (``.md`` pages fully, ``.ipynb`` for their outputs only)."""
-    from tools.core.mystnb import book_settings
-
-    config = _config(root)
+    """Parse every source (``.md`` pages fully, ``.ipynb`` for their outputs only);
+    raises ConfigError for a ``_config.yml`` that cannot be read."""
+    config = read_config(root)
     book = Book(root, exclude=list(config.get("exclude_patterns") or []),
                 bibfiles=[root / f for f in config.get("bibtex_bibfiles") or DEFAULT_BIB])
     parser = markdown_parser(book_settings(root).md_config)
@@ -63,10 +53,10 @@ def read_pages(root: Path, sources: list[Path]) -> tuple[Book, list[Problem]]:
             book.pages.append(Page(path, rel, None))
             problems += check_structure.ipynb_output_problems(path, path)
             continue
-        text = path.read_text(encoding="utf-8")
         try:
+            text = read_source(path)
             notebook = parse_text(text, path)
-        except NotebookError as err:
+        except ProblemError as err:
             problems += err.problems
             continue
         book.pages.append(Page(path, rel, notebook, tuple(tokenize(parser, text))))
@@ -98,7 +88,10 @@ def check_book(root: Path) -> list[Problem]:
     toc = root / TOC
     entries, problems = check_structure.toc_entries(root)
     sources = list(dict.fromkeys(e.path for e in entries if e.path is not None))
-    book, trouble = read_pages(root, sources)
+    try:
+        book, trouble = read_pages(root, sources)
+    except ConfigError as err:  # nothing else can be judged without the settings
+        return [*err.problems, *problems]
     problems += trouble
     for path in check_structure.chapter_files(root, book.exclude):
         if path.suffix == ".ipynb" and path not in sources:

@@ -7,8 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tools.core.problems import say
-from tools.core.toc import TocError
+from tools.core.problems import ProblemError, say
 from tools.render.colab import OUT, export, write_all
 
 
@@ -21,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or args.book / OUT
     try:
         notebooks, problems = export(args.book)
-    except TocError as err:
+    except ProblemError as err:  # the TOC, a page that is not UTF-8, ...
         print(err, file=sys.stderr)
         return 1
     for problem in problems:

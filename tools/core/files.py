@@ -1,10 +1,12 @@
-"""Files of the project: where the build system lives, and writes that never leave a
-half-written file behind."""
+"""Files of the project: where the build system lives, sources read as UTF-8 with an
+error that names the byte, and writes that never leave a half-written file behind."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from tools.core.problems import Problem, ProblemError
 
 # The repository that holds the build system (tools/) and, by default, the book.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -20,3 +22,18 @@ def write_atomic(path: Path, text: str) -> None:
         os.replace(staging, path)
     finally:
         staging.unlink(missing_ok=True)
+
+
+def read_source(path: Path) -> str:
+    """The text of a source file of the book (UTF-8). A byte that is not UTF-8 raises a
+    ProblemError at its ``path:line:column``, naming the byte."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        before = data[:err.start]
+        line = before.count(b"\n") + 1
+        column = len(before) - before.rfind(b"\n")
+        byte = data[err.start:err.start + 1].hex()
+        raise ProblemError([Problem(Path(path), line, f"not UTF-8 (byte 0x{byte}): save "
+                                    "the file as UTF-8", column)]) from None

@@ -14,9 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import nbformat
+import yaml
 from myst_nb.core.config import NbParserConfig
 from myst_nb.core.read import create_nb_reader
 from myst_parser.config.main import MdParserConfig
+
+from tools.core.files import read_source
+from tools.core.problems import Problem, ProblemError
+
+CONFIG = "_config.yml"
 
 
 @dataclass(frozen=True)
@@ -32,16 +38,47 @@ class BookSettings:
     exclude_patterns: tuple[str, ...] = ()
 
 
+class ConfigError(ProblemError):
+    """A ``_config.yml`` that cannot be used, with the line (and column) to open."""
+
+
+def read_config(book: Path) -> dict:
+    """The book's ``_config.yml`` as data ({} when there is none); raises ConfigError at
+    the line and column of a YAML error."""
+    path = book / CONFIG
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(read_source(path))
+    except ProblemError as err:
+        raise ConfigError(err.problems) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError([Problem(path, mark.line + 1 if mark else 1,
+                                   f"malformed YAML: {problem}",
+                                   mark.column + 1 if mark else None)]) from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError.at(path, 1, "expected a mapping of settings")
+    return data or {}
+
+
 def sphinx_config(book: Path) -> dict:
     """The Sphinx configuration jupyter-book derives from ``book/_config.yml``."""
     from jupyter_book.config import get_final_config
 
-    config_file = book / "_config.yml"
-    config, _ = get_final_config(
-        user_yaml=config_file if config_file.is_file() else None,
-        cli_config={"latex_individualpages": False},
-        sourcedir=book,
-    )
+    read_config(book)  # a YAML error names its line, not a traceback
+    config_file = book / CONFIG
+    try:
+        config, _ = get_final_config(
+            user_yaml=config_file if config_file.is_file() else None,
+            cli_config={"latex_individualpages": False},
+            sourcedir=book,
+        )
+    except Exception as err:  # jupyter-book's schema check of the settings
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError.at(config_file, 1, f"Jupyter Book refuses the settings: "
+                                             f"{first}") from err
     return config
 
 
@@ -81,7 +118,7 @@ def is_excluded(path: Path, settings: BookSettings) -> bool:
 def read_as_mystnb(path: Path, settings: BookSettings) -> nbformat.NotebookNode | None:
     """The notebook myst-nb would hash for ``path``, or None if it is not a notebook."""
     path = path.resolve()
-    text = path.read_text(encoding="utf-8")
+    text = read_source(path)
     reader = create_nb_reader(str(path), settings.md_config, settings.nb_config, text)
     if reader is None:
         return None

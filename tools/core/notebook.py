@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from jupytext.myst import MystMetadataParsingError, get_parser, read_fenced_cell
 
+from tools.core.files import read_source
 from tools.core.problems import ProblemError
 
 CODE_CELL = "{code-cell}"
@@ -133,4 +134,8 @@ def front_matter_line(path: Path, key: str) -> int:
 
 def read_notebook(path: Path) -> Notebook:
     """Read and parse the MyST notebook at ``path``."""
-    return parse_text(Path(path).read_text(encoding="utf-8"), Path(path))
+    try:
+        text = read_source(path)
+    except ProblemError as err:
+        raise NotebookError(err.problems) from None
+    return parse_text(text, Path(path))

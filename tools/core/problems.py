@@ -21,9 +21,11 @@ class Problem:
     path: Path
     line: int
     message: str
+    column: int | None = None  # 1-based, where it helps (a byte that is not UTF-8)
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
+        where = f"{self.line}:{self.column}" if self.column else f"{self.line}"
+        return f"{self.path}:{where}: {self.message}"
 
 
 class ProblemError(Exception):

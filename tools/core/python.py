@@ -14,7 +14,7 @@ from pathlib import Path
 
 from IPython.core.inputtransformer2 import TransformerManager
 
-from tools.core.notebook import Cell, Notebook, read_notebook
+from tools.core.notebook import Cell, Notebook, NotebookError, read_notebook
 from tools.core.problems import Problem
 
 
@@ -77,7 +77,11 @@ def syntax_problems(paths: list[Path]) -> list[Problem]:
     for path in paths:
         if path.suffix != ".md":
             continue
-        nb = read_notebook(path)
+        try:
+            nb = read_notebook(path)
+        except NotebookError as err:
+            problems += err.problems
+            continue
         if not nb.is_notebook:
             continue
         for cell in nb.code_cells:

@@ -19,6 +19,7 @@ import yaml
 from sphinx_external_toc.api import FileItem, SiteMap
 from sphinx_external_toc.parsing import MalformedError, parse_toc_data
 
+from tools.core.files import read_source
 from tools.core.problems import Problem, ProblemError
 
 TOC = "_toc.yml"
@@ -109,9 +110,11 @@ def _error_line(node: yaml.Node, message: str) -> int:
 def _compose(toc: Path) -> tuple[yaml.Node, object]:
     """The YAML nodes (for lines) and the data (for sphinx-external-toc) of the TOC."""
     try:
-        text = toc.read_text(encoding="utf-8")
+        text = read_source(toc)
     except OSError as err:
         raise TocError.at(toc, 1, "table of contents not found") from err
+    except ProblemError as err:
+        raise TocError(err.problems) from None
     try:
         return yaml.compose(text), yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -30,7 +30,7 @@ from jupyter_cache.base import CacheBundleIn
 from tools.core.files import PROJECT_ROOT
 from tools.core.interrupts import interrupts_deferred
 from tools.core.lock import BuildLocked, build_lock
-from tools.core.mystnb import BookSettings, book_settings, is_excluded, read_as_mystnb
+from tools.core.mystnb import BookSettings, ConfigError, book_settings, is_excluded, read_as_mystnb
 from tools.core.notebook import NotebookError, front_matter_line, read_notebook
 from tools.core.problems import Problem, say
 from tools.core.toc import TocError, toc_sources
@@ -268,7 +268,11 @@ def _execute(book: Path, paths: list[Path] | None, profile: str, jobs: int | Non
     except TocError as err:
         print(err, file=stream)
         return 2
-    settings = book_settings(book)
+    try:
+        settings = book_settings(book)
+    except ConfigError as err:
+        print(err, file=stream)
+        return 2
     env = kernel_environment(book)
     gpus = detect_gpus(env)
     profile = resolve_profile(profile, gpus)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from jupytext.myst import get_parser
 
-from tools.core.files import write_atomic
+from tools.core.files import read_source, write_atomic
 from tools.core.notebook import Notebook, NotebookError, parse_text
 from tools.core.problems import Problem, ProblemError, say
 from tools.core.toc import TocError, toc_sources
@@ -84,7 +84,11 @@ def collect(book: Path) -> tuple[list, dict[str, str]]:
     """The saved blocks of the book in order, and the chapter titles by folder."""
     blocks, problems, titles = [], [], {}
     for index, path in enumerate(library_sources(book)):
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = read_source(path)
+        except ProblemError as err:
+            problems += err.problems
+            continue
         rel = _relative(book, path)
         is_index = path.name == "index.md" and rel.startswith("chapters/")
         if MARK not in text and not is_index:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tools.core.files import PROJECT_ROOT
 from tools.core.lock import BuildLocked, build_lock
+from tools.core.mystnb import ConfigError, read_config
 from tools.core.problems import Problem, ProblemError, say
 from tools.core.python import syntax_problems
 from tools.core.toc import TocError, toc_sources
@@ -54,10 +55,11 @@ class Build:
 
 
 def precheck(book: Path) -> list[Problem]:
-    """Problems found before anything runs: the TOC and code-cell syntax."""
+    """Problems found before anything runs: the configuration, the TOC, code-cell syntax."""
     try:
+        read_config(book)
         sources = toc_sources(book)
-    except TocError as err:
+    except (ConfigError, TocError) as err:
         return list(err.problems)
     return syntax_problems(sources)
 
