@@ -42,20 +42,29 @@ DATA_HUB = {  # name: (address, published checksum)
 }
 
 
-def checksum_matches(path, expected):
-    """True if the file's MD5, SHA-1 or SHA-256 (told apart by length) is `expected`.
+def checksum_of(path, like):
+    """The file's MD5, SHA-1 or SHA-256: whichever the checksum `like` is (by length).
 
     Defined in section sec-image-classification-dataset
     (chapters/04-linear-classification/image-classification-dataset.md).
     """
     algorithms = {32: 'md5', 40: 'sha1', 64: 'sha256'}
-    if len(expected) not in algorithms:
-        raise ValueError(f'{expected!r} is not an MD5, SHA-1 or SHA-256 hex digest')
-    digest = hashlib.new(algorithms[len(expected)])
+    if len(like) not in algorithms:
+        raise ValueError(f'{like!r} is not an MD5, SHA-1 or SHA-256 hex digest')
+    digest = hashlib.new(algorithms[len(like)])
     with open(path, 'rb') as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
-    return digest.hexdigest() == expected.lower()
+    return digest.hexdigest()
+
+
+def checksum_matches(path, expected):
+    """True if the file's checksum (of the kind `expected` is) equals `expected`.
+
+    Defined in section sec-image-classification-dataset
+    (chapters/04-linear-classification/image-classification-dataset.md).
+    """
+    return checksum_of(path, expected) == expected.lower()
 
 
 def data_dir(folder='../data'):
@@ -65,6 +74,14 @@ def data_dir(folder='../data'):
     (chapters/04-linear-classification/image-classification-dataset.md).
     """
     return Path(os.environ.get('DLBOOK_DATA') or folder)
+
+
+class ChecksumMismatch(ValueError):
+    """A copy of a data file whose checksum is not the published one.
+
+    Defined in section sec-image-classification-dataset
+    (chapters/04-linear-classification/image-classification-dataset.md).
+    """
 
 
 def save_verified(fill, path, sha1_hash=None):
@@ -79,8 +96,10 @@ def save_verified(fill, path, sha1_hash=None):
     try:
         with os.fdopen(handle, 'wb') as f:
             fill(f)
-        if sha1_hash is not None and not checksum_matches(temporary, sha1_hash):
-            raise ValueError(f'checksum mismatch for {path.name}: expected {sha1_hash}')
+        actual = checksum_of(temporary, sha1_hash) if sha1_hash is not None else None
+        if actual is not None and actual != sha1_hash.lower():
+            raise ChecksumMismatch(f'checksum mismatch for {path.name}: expected '
+                                   f'{sha1_hash}, got {actual}')
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -116,7 +135,7 @@ def download(url_or_name, folder='../data', sha1_hash=None):
                     save_verified(lambda f: shutil.copyfileobj(original, f),
                                   path, sha1_hash)
                 return str(path)
-            except (OSError, ValueError) as err:
+            except OSError as err:
                 tried.append(f'mirror {source}: {err}')
         elif mirror:
             tried.append(f'mirror {source}: no such file')
@@ -129,7 +148,7 @@ def download(url_or_name, folder='../data', sha1_hash=None):
                               path, sha1_hash)
             print(f'Downloaded {path.name} from {url}')
             return str(path)
-        except (OSError, ValueError) as err:
+        except OSError as err:
             tried.append(f'{url}: {err}')
     raise DataUnavailable(f'no verified copy of {path.name}; tried: '
                           + '; '.join(tried))

@@ -123,7 +123,7 @@ def test_later_name_needed_at_import_time(tmp_path):
         "chapters/01-a/s.md": page("sec-s", "#@save\nclass Base:\n    pass",
                                    "#@save\nclass Model:\n    pass"),
         "chapters/02-b/t.md": page("sec-t", "#@save\nclass Late:\n    pass",
-                                   "#@save\nclass Model(dlbook.Late):\n    pass")})
+                                   "#@save replace\nclass Model(dlbook.Late):\n    pass")})
     found = problems_of(tmp_path)
     assert len(found) == 1 and found[0].startswith("chapters/02-b/t.md:")
     assert "'Late' is needed when dlbook.ch01_a is imported" in found[0]

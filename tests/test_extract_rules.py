@@ -158,7 +158,7 @@ def test_later_definition_replaces_earlier_in_its_place(tmp_path):
         """, """
         import dlbook
         """, """
-        #@save
+        #@save replace
         def show(x):
             \"\"\"The real thing.\"\"\"
             return dlbook.helper() + x
@@ -166,10 +166,41 @@ def test_later_definition_replaces_earlier_in_its_place(tmp_path):
     files = files_of(tmp_path)
     first = files["dlbook/ch01_a.py"]
     assert defs(first) == ["show", "twice"] and "NotImplementedError" not in first
+    assert "#@save replace" not in first
     assert "The real thing" in first and "sec-t" in first
     # helper lives in a later chapter: imported inside the function, so no import cycle.
     assert "    from dlbook.ch02_b import helper\n    return helper() + x" in first
     assert defs(files["dlbook/ch02_b.py"]) == ["helper"]
+
+
+def test_replacing_another_chapter_s_name_must_be_marked(tmp_path):
+    """A name from another chapter is replaced only by a block marked '#@save replace'
+    (the error names both places); within one chapter a later definition replaces an
+    earlier one as before; 'replace' with nothing to replace is an error too."""
+    write_book(tmp_path, {"chapters/01-a/s.md": page("sec-s", """
+        #@save
+        def show(x):
+            return x
+        """), "chapters/01-a/u.md": page("sec-u", """
+        #@save
+        def show(x):
+            return 3 * x
+        """), "chapters/02-b/t.md": page("sec-t", """
+        #@save
+        def show(x):
+            return 4 * x
+        """, """
+        #@save replace
+        def fresh():
+            return 5
+        """)})
+    found = problems_of(tmp_path)
+    assert len(found) == 2, found
+    assert found[0].startswith("chapters/02-b/t.md:")
+    assert ("'show' is already defined by another chapter, at chapters/01-a/u.md:"
+            in found[0]) and "mark this block '#@save replace'" in found[0]
+    assert found[1].startswith("chapters/02-b/t.md:")
+    assert "'fresh' is marked #@save replace, but no earlier #@save block" in found[1]
 
 
 def test_library_names_are_rewritten_to_explicit_imports(tmp_path):
@@ -286,7 +317,7 @@ def test_mark_after_another_comment_and_replaced_class_with_later_names(tmp_path
         def helper():
             return 1
         """, """
-        #@save
+        #@save replace
         class Board:
             \"\"\"The real board.\"\"\"
 

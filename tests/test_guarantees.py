@@ -174,3 +174,26 @@ def test_a_yaml_error_in_the_configuration_names_its_line_and_column(book: Path)
         assert "_config.yml:" in done.stderr + done.stdout, (command, done.stderr[-2000:])
         assert "malformed YAML" in done.stderr + done.stdout
         assert "Traceback" not in done.stderr, (command, done.stderr[-3000:])
+
+
+def test_a_notebook_that_read_a_corrupt_data_file_fails_and_is_not_cached(tmp_path: Path):
+    """A mirror file whose checksum is wrong fails the notebook, naming the file and both
+    checksums; nothing is cached, and no stand-in hides it."""
+    from test_extract_support import page, write_book
+
+    (tmp_path / "book").mkdir()
+    book = write_book(tmp_path / "book", {"chapters/01-a/data.md": page("sec-data", """
+        import dlbook
+
+        dlbook.DATA_HUB['corrupt'] = ('https://example.invalid/corrupt.bin', '1' * 40)
+        print(dlbook.download('corrupt'))
+        """)})
+    (book / "_config.yml").write_text((REPO / "_config.yml").read_text())
+    mirror = tmp_path / "shared" / "data"  # found as the book's data mirror
+    mirror.mkdir(parents=True)
+    (mirror / "corrupt.bin").write_bytes(b"not the published bytes")
+    code, ran, output = execute(book)
+    assert code == 1 and ran == {"index.md"}, output
+    assert "ChecksumMismatch: checksum mismatch for corrupt.bin: expected " + "1" * 40 + \
+        ", got " in output
+    assert "chapters/01-a/data.md" not in stamps(book)

@@ -107,13 +107,19 @@ def test_stand_in_is_built_and_announced_when_nothing_is_reachable(tmp_path, cap
     assert out.count("\n") == 1  # one line, no noise
 
 
-def test_tampered_mirror_copy_falls_back_to_the_stand_in(tmp_path, monkeypatch, capsys):
+def test_tampered_mirror_copy_stops_with_both_checksums_and_no_stand_in(tmp_path,
+                                                                        monkeypatch):
+    """A file that fails verification is an error, not an absence: no stand-in, no copy
+    kept, and the message names the file, the expected and the actual checksum."""
     publish(tmp_path, monkeypatch, b"tampered", registered_hash="1" * 40)
-    register_text_stand_in([])
-    path = Path(dlbook.download_or_stand_in(NAME))
-    assert path.read_bytes() == b"stand-in"
-    assert not (tmp_path / "cache" / "payload.bin").exists()  # bad copy not kept
-    assert "stand-in" in capsys.readouterr().out
+    calls = []
+    register_text_stand_in(calls)
+    with pytest.raises(dlbook.ChecksumMismatch) as err:
+        dlbook.download_or_stand_in(NAME)
+    actual = hashlib.sha1(b"tampered").hexdigest()
+    assert str(err.value) == (f"checksum mismatch for payload.bin: expected {'1' * 40}, "
+                              f"got {actual}")
+    assert calls == [] and not (tmp_path / "cache" / "payload.bin").exists()
 
 
 def test_name_without_stand_in_still_raises_data_unavailable():

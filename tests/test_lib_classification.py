@@ -157,7 +157,7 @@ def test_download_copies_a_verified_mirror_file_into_the_cache(mirror, tmp_path)
 def test_download_rejects_a_mirror_file_with_a_wrong_hash(mirror, tmp_path):
     folder, content = mirror
     (folder / "test-file.bin").write_bytes(content + b"tampered")
-    with pytest.raises(dlbook.DataUnavailable, match="checksum mismatch"):
+    with pytest.raises(dlbook.ChecksumMismatch, match="checksum mismatch.*, got "):
         dlbook.download("test-file")
     assert leftovers(tmp_path / "cache") == []  # neither the file nor a temporary
 
@@ -183,7 +183,7 @@ def test_network_download_is_verified_and_atomic(monkeypatch, tmp_path):
     monkeypatch.setattr(urllib.request, "urlopen",
                         lambda url, timeout=None: io.BytesIO(served["body"]))
     url = "https://example.invalid/files/real.bin"
-    with pytest.raises(dlbook.DataUnavailable, match="checksum mismatch"):
+    with pytest.raises(dlbook.ChecksumMismatch, match="checksum mismatch.*, got "):
         dlbook.download(url, sha1_hash=sha1(good))
     assert leftovers(tmp_path / "cache") == []
     served["body"] = good

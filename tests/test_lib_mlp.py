@@ -137,7 +137,8 @@ def test_download_rejects_a_corrupted_mirror_copy(tmp_path, monkeypatch):
     data[100] ^= 1  # flip one bit
     (bad_mirror / filename).write_bytes(bytes(data))
     monkeypatch.setenv("DLBOOK_DATA_MIRROR", str(bad_mirror))
-    with pytest.raises(dlbook.DataUnavailable):
+    with pytest.raises(dlbook.ChecksumMismatch,
+                       match=f"expected {FILES['kaggle_house_train'][1]}, got "):
         dlbook.download("kaggle_house_train")
     cache = tmp_path / "cache"
     assert not cache.exists() or not any(cache.iterdir())

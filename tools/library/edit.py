@@ -11,12 +11,34 @@ from __future__ import annotations
 
 import ast
 import io
+import re
 import tokenize
 from dataclasses import dataclass
 
 from tools.library.names import FUNCTIONS, first_line, library_attributes_of, parsed
 
 MARK = "#@save"
+REPLACE = "replace"  # ``#@save replace``: this definition replaces another chapter's
+_MARK_AT_END = re.compile(rf"{MARK}(?:\s+{REPLACE})?\s*$")
+
+
+def mark_start(comment: str) -> int | None:
+    """Where a comment's closing mark (``#@save`` or ``#@save replace``) starts, or None
+    when the comment does not end with one."""
+    found = _MARK_AT_END.search(comment)
+    return found.start() if found else None
+
+
+def strip_mark(line: str) -> str:
+    """``line`` without its closing mark (as it reads in the generated library)."""
+    start = mark_start(line)
+    return line if start is None else line[:start].rstrip()
+
+
+def is_replace(comment: str) -> bool:
+    """Whether a comment's closing mark is ``#@save replace``."""
+    start = mark_start(comment)
+    return start is not None and REPLACE in comment[start:]
 
 
 @dataclass(frozen=True)
@@ -73,7 +95,8 @@ def _comments(lines: list[str], first: int, last: int) -> list[tokenize.TokenInf
 
 
 def marked_comments(lines: list[str], body: list[ast.stmt]) -> list[tuple[int, int, bool]]:
-    """(row, column, alone on its line) of each comment that ends with ``#@save``, in
+    """(row, column, alone on its line) of each comment that ends with a mark (``#@save``
+    or ``#@save replace``), in
     code whose top-level statements are ``body``. Only the statement holding a candidate
     line is tokenized, and only its header when the line is in the header."""
     found = []
@@ -84,7 +107,7 @@ def marked_comments(lines: list[str], body: list[ast.stmt]) -> list[tuple[int, i
                        if first_line(n) <= row <= (n.end_lineno or n.lineno)), None)
         if holder is None:  # between statements there are only comments and blank lines
             col = line.index("#")
-            if line.rstrip().endswith(MARK):
+            if mark_start(line) is not None:
                 found.append((row, col, True))
             continue
         end = header_end(holder)
@@ -93,7 +116,7 @@ def marked_comments(lines: list[str], body: list[ast.stmt]) -> list[tuple[int, i
         if not comments and end != holder.end_lineno:
             comments = _comments(lines, first_line(holder), holder.end_lineno)
         for token in comments:
-            if token.start[0] == row and token.string.rstrip().endswith(MARK):
+            if token.start[0] == row and mark_start(token.string) is not None:
                 col = token.start[1]
                 found.append((row, col, not line[:col].strip()))
     return found
@@ -103,9 +126,8 @@ def mark_edits(text: str, tree: ast.Module) -> list[Edit]:
     """Edits that delete the ``#@save`` comments (and lines holding nothing else)."""
     edits = []
     lines = text.split("\n")
-    for row, col, alone in marked_comments(lines, tree.body):
-        comment = lines[row - 1][col:].rstrip()
-        kept = (lines[row - 1][:col] + comment[:-len(MARK)]).rstrip()
+    for row, _, alone in marked_comments(lines, tree.body):
+        kept = strip_mark(lines[row - 1])
         if alone and not kept.strip():
             edits.append(remove_lines(row, row))
         else:  # code, or another comment before the mark, stays

@@ -198,11 +198,19 @@ class _Resolver:
             return
         entry = self.entries.get(name)
         if entry is None:
+            if saved.replaces:
+                self.problem(saved, 1, f"'{name}' is marked #@save replace, but no earlier "
+                                       "#@save block defines it: drop 'replace'")
             self.entries[name] = Entry(name, module_name(saved.section), self.slots, saved)
             self.defined[name] = saved
             self.slots += 1
-        else:  # a later definition replaces the earlier one, in its place
-            entry.saved, entry.methods = saved, {}
+            return
+        if entry.module != module_name(saved.section) and not saved.replaces:
+            self.problem(saved, 1, f"'{name}' is already defined by another chapter, at "
+                                   f"{entry.saved.where()}; to replace it from here on, "
+                                   "mark this block '#@save replace' (else rename it)")
+            return
+        entry.saved, entry.methods = saved, {}  # it replaces the earlier one, in its place
 
     def add(self, saved: Saved) -> None:
         if saved.kind == "import":

@@ -12,13 +12,13 @@ source.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tools.core.notebook import Cell, Notebook
 from tools.core.problems import Problem
 from tools.core.python import to_python
-from tools.library.edit import MARK, header_end, marked_comments
+from tools.library.edit import MARK, header_end, is_replace, marked_comments
 from tools.library.names import (
     FUNCTIONS,
     LIBRARY,
@@ -52,6 +52,7 @@ class Saved:
     name: str | None = None  # the name a def, class or assignment binds; a method's name
     target: str | None = None  # a method's class
     dropped: tuple[int, int] | None = None  # a method's add_to_class lines, blank in text
+    replaces: bool = False  # marked ``#@save replace``: meant to replace another chapter's
 
     @property
     def order(self) -> tuple[int, int]:
@@ -157,7 +158,7 @@ class _CellReader:
             block, nodes = self.block(node, row)
             covered.update(id(n) for n in nodes)
             if block is not None:
-                found.append(block)
+                found.append(replace(block, replaces=is_replace(self.lines[row - 1])))
         return found
 
 

@@ -33,7 +33,7 @@ from tools.core.files import PROJECT_ROOT, write_atomic
 from tools.core.problems import Problem
 from tools.core.python import python_of_cell
 from tools.core.toc import toc_sources
-from tools.library.edit import MARK
+from tools.library.edit import MARK, mark_start
 from tools.library.generate import project_version
 
 OUT = Path("_build") / "notebooks"  # relative to the book
@@ -97,9 +97,8 @@ def rewrite_marks(source: str) -> str:
         return source
     lines = source.split("\n")
     for number, line in enumerate(lines):
-        stripped = line.rstrip()
-        if stripped.endswith(MARK):
-            lines[number] = stripped[:-len(MARK)] + SAVED_NOTE
+        if mark_start(line) is not None:
+            lines[number] = line[:mark_start(line)] + SAVED_NOTE
     return "\n".join(lines)
 
 
