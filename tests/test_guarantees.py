@@ -197,3 +197,22 @@ def test_a_notebook_that_read_a_corrupt_data_file_fails_and_is_not_cached(tmp_pa
     assert "ChecksumMismatch: checksum mismatch for corrupt.bin: expected " + "1" * 40 + \
         ", got " in output
     assert "chapters/01-a/data.md" not in stamps(book)
+
+
+@pytest.mark.slow
+def test_two_html_builds_at_once_one_refuses_and_the_site_is_complete(tmp_path: Path):
+    from test_execute import library_book
+
+    book = library_book(tmp_path / "book")
+    command = [sys.executable, "-m", "tools", "html", "--book", str(book), "--profile",
+               "smoke"]
+    runs = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(run.wait(timeout=900), run.stderr.read()) for run in runs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 1], results
+    refused = next(err for code, err in results if code == 1)
+    assert "another build is running (tools html, process " in refused
+    site = book / "_build" / "html"
+    assert (site / "index.html").is_file() and (site / "_static").is_dir()
+    assert not list((book / "_build").glob("html.*"))  # no staging folder left
