@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tools.core.lock import BuildLocked, build_lock
 from tools.core.problems import say
 from tools.core.toc import TocError
 from tools.library.generate import (
@@ -41,7 +42,12 @@ def run(args: argparse.Namespace) -> int:
         say(f"{len(found)} generated file(s) out of date with the chapters: run `make lib` "
             "(python -m tools lib)")
         return 1
-    apply(args.book, found)
+    try:
+        with build_lock(args.book, "lib"):  # never under a running build's feet
+            apply(args.book, found)
+    except BuildLocked as err:
+        print(err, file=sys.stderr)
+        return 1
     names = sum(len(m.entries) for m in library.modules)
     say(f"{names} names in {len(library.modules)} modules; {len(found)} file(s) changed")
     return 0
