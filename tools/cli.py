@@ -21,6 +21,7 @@ COMMANDS = {
     "new-section": ("new_section", "create a section from the template, add it to the TOC"),
     "notebooks": ("notebooks", "export Colab-ready executed notebooks"),
     "changed": ("changed", "list the notebooks a git diff affects"),
+    "cache": ("cache", "export or import executed notebooks as a cache bundle"),
 }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from tools.core.interrupts import interruptible
 from tools.core.problems import say
 from tools.execution.engine import execute_book
+from tools.execution.shards import ShardError, parse_shard
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,13 +21,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="notebooks at a time (default: one per GPU, else per core)")
     parser.add_argument("--force", action="store_true",
                         help="execute even the notebooks whose outputs are cached")
+    parser.add_argument("--shard", default=None, metavar="K/N",
+                        help="run only shard K of N (K counts from 0) of the notebooks "
+                             "still to run, split by recorded durations; for a GitHub "
+                             "matrix, a Slurm array or a Kubernetes Indexed Job "
+                             "(docs/execution.md)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
+        shard = parse_shard(args.shard) if args.shard is not None else None
+    except ShardError as err:
+        say(f"execute: {err}")
+        return 2
+    try:
         with interruptible():
             return execute_book(args.book, args.paths or None, args.profile, args.jobs,
-                                args.force)
+                                args.force, shard=shard)
     except KeyboardInterrupt:  # before any notebook started: nothing to clean up
         say("execute: interrupted")
         return 130

@@ -46,6 +46,7 @@ from tools.execution.keys import DataFilesError, KeyParts, data_digests, explain
 from tools.execution.manifest import Entry, Manifest, load_manifest
 from tools.execution.pool import Outcome, Task, make_slots, run_tasks
 from tools.execution.progress import Progress, Row, table
+from tools.execution.shards import Shard, split
 from tools.library.deps import notebook_dependencies
 from tools.library.generate import refresh as refresh_library
 from tools.library.graph import Library, read_library
@@ -129,6 +130,37 @@ def plan(book: Path, sources: list[Path], settings: BookSettings, library: Libra
     return jobs, problems
 
 
+@dataclass
+class BookPlan:
+    """Every notebook of a run with its key, and what the run needs to execute them."""
+
+    jobs: list[Job]
+    problems: list[Problem]
+    profile: str  # resolved: full or smoke
+    gpus: list[str]
+    settings: BookSettings
+    manifest: Manifest
+    cache: object  # jupyter-cache's cache
+
+
+def plan_book(book: Path, paths: list[Path] | None, profile: str,
+              force: bool = False) -> BookPlan:
+    """Read the book, its settings, cache and manifest, and key every notebook (of
+    ``paths``, else of the TOC); raises TocError or ConfigError."""
+    sources = select_sources(book, paths)
+    settings = book_settings(book)
+    env = kernel_environment(book)
+    gpus = detect_gpus(env)
+    profile = resolve_profile(profile, gpus)
+    settings.cache_path.mkdir(parents=True, exist_ok=True)
+    cache = get_cache(settings.cache_path)
+    manifest = load_manifest(settings.cache_path)
+    library = read_library(library_root(book))
+    jobs, problems = plan(book, sources, settings, library, profile, env, manifest, cache,
+                          force)
+    return BookPlan(jobs, problems, profile, gpus, settings, manifest, cache)
+
+
 def smoke_module_digest(book: Path) -> str:
     """SHA-256 (short) of the ``dlbook/_smoke.py`` the kernels load ("" if there is none)."""
     path = library_root(book) / "_smoke.py"
@@ -159,7 +191,7 @@ def merged(original: nbformat.NotebookNode, executed: nbformat.NotebookNode):
     return result
 
 
-def store(job: Job, outcome: Outcome, manifest: Manifest, cache) -> None:
+def store(job: Job, outcome: Outcome, manifest: Manifest, cache, shard: str = "") -> None:
     """Cache one executed notebook, then record its key (in this order)."""
     notebook = merged(job.notebook, outcome.notebook)
     seconds = outcome.result.get("seconds", outcome.seconds)
@@ -171,7 +203,7 @@ def store(job: Job, outcome: Outcome, manifest: Manifest, cache) -> None:
         key=job.parts.key, parts=asdict(job.parts), profile=job.parts.profile,
         device=outcome.slot.device, seconds=round(seconds, 2),
         executed=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        cache_hash=job.cache_hash)
+        cache_hash=job.cache_hash, shard=shard)
     manifest.save()
     if old and old.cache_hash != job.cache_hash and not any(
             e.cache_hash == old.cache_hash for e in manifest.entries.values()):
@@ -183,6 +215,15 @@ def _drop_record(cache, cache_hash: str) -> None:
     for record in cache.list_cache_records():
         if record.hashkey == cache_hash:
             cache.remove_cache(record.pk)
+
+
+def shard_jobs(todo: list[Job], shard: Shard, manifest: Manifest
+               ) -> tuple[list[Job], list[Job]]:
+    """The jobs of ``shard`` and the others, split by the recorded durations."""
+    durations = {job.name: (manifest.entries[job.name].seconds
+                            if job.name in manifest.entries else None) for job in todo}
+    mine = set(split(durations, shard.count)[shard.index])
+    return [j for j in todo if j.name in mine], [j for j in todo if j.name not in mine]
 
 
 def failure_report(job: Job, outcome: Outcome) -> str:
@@ -241,16 +282,18 @@ def _indent(text: str, limit: int = 80) -> str:
 
 def execute_book(book: Path, paths: list[Path] | None = None, profile: str = "auto",
                  jobs: int | None = None, force: bool = False, stream=None,
-                 refresh: bool = True) -> int:
+                 refresh: bool = True, shard: Shard | None = None) -> int:
     """Execute what is not cached, holding the book's build lock; 0 when every notebook
     is cached or ran cleanly.
 
-    The library is regenerated first unless the caller has just done it (``refresh``)."""
+    The library is regenerated first unless the caller has just done it (``refresh``).
+    With ``shard``, only that shard's part of the notebooks still to run executes
+    (:mod:`tools.execution.shards`)."""
     stream = stream or sys.stderr
     book = book.resolve()
     try:
         with build_lock(book, "execute"):
-            return _execute(book, paths, profile, jobs, force, stream, refresh)
+            return _execute(book, paths, profile, jobs, force, stream, refresh, shard)
     except BuildLocked as err:
         print(err, file=stream)
         say("execute refused: nothing was executed", stream)
@@ -258,38 +301,32 @@ def execute_book(book: Path, paths: list[Path] | None = None, profile: str = "au
 
 
 def _execute(book: Path, paths: list[Path] | None, profile: str, jobs: int | None,
-             force: bool, stream, refresh: bool) -> int:
+             force: bool, stream, refresh: bool, shard: Shard | None) -> int:
     if refresh and not refresh_library(book, stream):
         say("execute stopped: a #@save block is invalid (above); nothing was executed and "
             "the library was left as it was", stream)
         return 1
     try:
-        sources = select_sources(book, paths)
-    except TocError as err:
+        state = plan_book(book, paths, profile, force)
+    except (TocError, ConfigError) as err:
         print(err, file=stream)
         return 2
-    try:
-        settings = book_settings(book)
-    except ConfigError as err:
-        print(err, file=stream)
-        return 2
-    env = kernel_environment(book)
-    gpus = detect_gpus(env)
-    profile = resolve_profile(profile, gpus)
-    settings.cache_path.mkdir(parents=True, exist_ok=True)
-    cache = get_cache(settings.cache_path)
-    manifest = load_manifest(settings.cache_path)
-    library = read_library(library_root(book))
-    work, problems = plan(book, sources, settings, library, profile, env, manifest, cache,
-                          force)
+    work, problems, profile = state.jobs, state.problems, state.profile
+    settings, manifest, cache = state.settings, state.manifest, state.cache
     for problem in problems:
         print(problem, file=stream)
     todo = [job for job in work if job.reason]
     rows = {job.name: Row(job.name, None, "cached") for job in work if not job.reason}
+    if shard is not None:
+        todo, others = shard_jobs(todo, shard, manifest)
+        rows.update((job.name, Row(job.name, None, "other shard", job.reason))
+                    for job in others)
+        say(f"execute: shard {shard}: {len(todo)} of the {len(todo) + len(others)} "
+            "notebook(s) still to run", stream)
     if not todo:
         say(f"execute: all {len(work)} notebook(s) cached ({profile} profile)", stream)
         return 1 if problems else 0
-    slots = make_slots(jobs, gpus)
+    slots = make_slots(jobs, state.gpus)
     say(f"execute: {len(todo)} of {len(work)} notebook(s) to run, {profile} profile, "
         f"{len(slots)} worker(s) on {slots[0].device}", stream)
     by_name = {job.name: job for job in todo}
@@ -313,7 +350,7 @@ def _execute(book: Path, paths: list[Path] | None, profile: str, jobs: int | Non
                 ok = bool(outcome.result and outcome.result["ok"])
                 if ok:
                     with interrupts_deferred():
-                        store(job, outcome, manifest, cache)
+                        store(job, outcome, manifest, cache, str(shard or ""))
                 else:
                     failures.append(failure_report(job, outcome))
                 progress.finished(job.name, ok, outcome.seconds)

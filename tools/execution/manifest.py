@@ -30,6 +30,7 @@ class Entry:
     seconds: float
     executed: str  # ISO 8601 time the execution finished (UTC)
     cache_hash: str  # jupyter-cache hash of the record
+    shard: str = ""  # "K/N" when a shard of a sharded run executed it (tools.execution.shards)
 
     @property
     def stamp(self) -> str:
