@@ -76,7 +76,8 @@ def test_imported_shards_render_with_nothing_to_execute(bundles, tmp_path, capfd
     shards = {e.shard for e in load_manifest(merged / CACHE).entries.values()}
     assert shards == {"0/3", "1/3", "2/3"}
     page = (merged / "_build" / "html" / "chapter" / "standalone.html").read_text()
-    assert re.search(r"smoke profile on CPU", page)
+    assert re.search(r"smoke profile on CPU .*\(shard [012]/3 of a sharded run\)", page)
+    assert "Outputs on this site come from the smoke profile" in page  # the banner
 
 
 def test_refused_bundles_leave_the_cache_untouched(bundles, tmp_path):
@@ -107,3 +108,13 @@ def test_the_cache_command(bundles, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "cache import: 3 notebook(s) stored from 3 bundle(s)" in done.stderr
     assert set(stamps(book)) == set(NOTEBOOKS)
+
+
+def test_dry_run_says_what_would_run_and_runs_nothing(bundles, tmp_path):
+    book = make_book(tmp_path / "book")
+    code, ran, output = execute(book, dry_run=True)
+    assert code == 1 and ran == set() and "3 of 3 notebook(s) would run" in output
+    assert "chapter/standalone.md" in output and "new" in output
+    import_bundles(book, bundles, "smoke")
+    code, ran, output = execute(book, dry_run=True)
+    assert code == 0 and ran == set() and "all 3 notebook(s) cached" in output

@@ -50,7 +50,8 @@ def uses(workflow: dict, job: str, action: str) -> dict:
     return found[0]
 
 
-@pytest.mark.parametrize("path", [PR, PUBLISH], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [PR, PUBLISH, WORKFLOWS / "publish-full.yml"],
+                         ids=lambda p: p.name)
 def test_valid_against_the_github_workflow_schema(path):
     import check_jsonschema  # pinned in the test extra: a missing install fails
     import jsonschema
@@ -62,7 +63,8 @@ def test_valid_against_the_github_workflow_schema(path):
     assert errors == []
 
 
-@pytest.mark.parametrize("path", [PR, PUBLISH], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [PR, PUBLISH, WORKFLOWS / "publish-full.yml"],
+                         ids=lambda p: p.name)
 def test_actions_pinned_and_no_injection_in_scripts(path):
     workflow = load(path)
     for job in workflow["jobs"].values():
@@ -141,7 +143,8 @@ def test_publish_builds_everything_and_publishes_with_least_privilege():
         assert jobs[job]["concurrency"]["cancel-in-progress"] is False
 
 
-@pytest.mark.parametrize("path", [PR, PUBLISH], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [PR, PUBLISH, WORKFLOWS / "publish-full.yml"],
+                         ids=lambda p: p.name)
 def test_commands_named_in_workflows_exist(path):
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     targets = set(re.findall(r"^([a-z-]+):", makefile, re.MULTILINE))
@@ -164,3 +167,39 @@ def test_contributor_documents_link_to_existing_files(doc):
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     for target in set(re.findall(r"`make ([a-z-]+)", text)):
         assert re.search(rf"^{target}:", makefile, re.MULTILINE), target
+
+
+FULL = WORKFLOWS / "publish-full.yml"
+
+
+def test_full_profile_workflow_shards_on_gpu_runners_and_renders_the_merged_cache():
+    workflow = load(FULL)
+    assert set(workflow["on"]) == {"workflow_dispatch", "schedule"}
+    assert workflow["permissions"] == {"contents": "read"}
+    jobs = workflow["jobs"]
+    execute = jobs["execute"]
+    assert "vars.GPU_RUNNER" in execute["runs-on"] and "gpu" in execute["runs-on"]
+    assert execute["strategy"]["matrix"]["shard"] == "${{ fromJSON(needs.plan.outputs.shards) }}"
+    shard = "\n".join(s.get("run", "") for s in execute["steps"])
+    assert '-m tools execute --profile full --shard "$SHARD/$COUNT"' in shard
+    assert "-m tools cache export --profile full" in shard
+    merge = "\n".join(s.get("run", "") for s in jobs["merge"]["steps"])
+    order = ["-m tools cache import --profile full", "--profile full --dry-run",
+             "make html PROFILE=full", "make pdf PROFILE=full", "make notebooks PROFILE=full"]
+    assert [merge.index(c) for c in order] == sorted(merge.index(c) for c in order)
+    assert uses(workflow, "merge", "actions/cache/save")["with"]["key"].startswith(
+        "jupyter-cache-full-")
+    for job in ("deploy-pages", "publish-notebooks"):
+        assert jobs[job]["needs"] == "merge"
+    assert jobs["deploy-pages"]["permissions"] == {"pages": "write", "id-token": "write"}
+
+
+def test_pushes_reuse_a_full_cache_only_when_it_covers_every_notebook():
+    build = load(PUBLISH)["jobs"]["build"]
+    restore = uses(load(PUBLISH), "build", "actions/cache/restore")
+    assert restore["with"]["restore-keys"].strip() == "jupyter-cache-full-"
+    script = "\n".join(s.get("run", "") for s in build["steps"])
+    assert "-m tools execute --profile full --dry-run" in script
+    assert 'echo "PROFILE=smoke" >> "$GITHUB_ENV"' in script
+    smoke = uses(load(PUBLISH), "build", "actions/cache")
+    assert smoke["if"] == "env.PROFILE == 'smoke'"

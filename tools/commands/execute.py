@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="notebooks at a time (default: one per GPU, else per core)")
     parser.add_argument("--force", action="store_true",
                         help="execute even the notebooks whose outputs are cached")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="execute nothing: list what would run and why; exit 1 if "
+                             "anything would")
     parser.add_argument("--shard", default=None, metavar="K/N",
                         help="run only shard K of N (K counts from 0) of the notebooks "
                              "still to run, split by recorded durations; for a GitHub "
@@ -37,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with interruptible():
             return execute_book(args.book, args.paths or None, args.profile, args.jobs,
-                                args.force, shard=shard)
+                                args.force, shard=shard, dry_run=args.dry_run)
     except KeyboardInterrupt:  # before any notebook started: nothing to clean up
         say("execute: interrupted")
         return 130

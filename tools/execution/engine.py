@@ -282,18 +282,22 @@ def _indent(text: str, limit: int = 80) -> str:
 
 def execute_book(book: Path, paths: list[Path] | None = None, profile: str = "auto",
                  jobs: int | None = None, force: bool = False, stream=None,
-                 refresh: bool = True, shard: Shard | None = None) -> int:
+                 refresh: bool = True, shard: Shard | None = None,
+                 dry_run: bool = False) -> int:
     """Execute what is not cached, holding the book's build lock; 0 when every notebook
     is cached or ran cleanly.
 
     The library is regenerated first unless the caller has just done it (``refresh``).
     With ``shard``, only that shard's part of the notebooks still to run executes
-    (:mod:`tools.execution.shards`)."""
+    (:mod:`tools.execution.shards`). With ``dry_run``, nothing executes: the notebooks
+    that would run are listed with their reasons, and the status is 1 if there are any
+    (so a script can ask whether a cache covers the sources)."""
     stream = stream or sys.stderr
     book = book.resolve()
     try:
         with build_lock(book, "execute"):
-            return _execute(book, paths, profile, jobs, force, stream, refresh, shard)
+            return _execute(book, paths, profile, jobs, force, stream, refresh, shard,
+                            dry_run)
     except BuildLocked as err:
         print(err, file=stream)
         say("execute refused: nothing was executed", stream)
@@ -301,7 +305,8 @@ def execute_book(book: Path, paths: list[Path] | None = None, profile: str = "au
 
 
 def _execute(book: Path, paths: list[Path] | None, profile: str, jobs: int | None,
-             force: bool, stream, refresh: bool, shard: Shard | None) -> int:
+             force: bool, stream, refresh: bool, shard: Shard | None,
+             dry_run: bool = False) -> int:
     if refresh and not refresh_library(book, stream):
         say("execute stopped: a #@save block is invalid (above); nothing was executed and "
             "the library was left as it was", stream)
@@ -326,6 +331,12 @@ def _execute(book: Path, paths: list[Path] | None, profile: str, jobs: int | Non
     if not todo:
         say(f"execute: all {len(work)} notebook(s) cached ({profile} profile)", stream)
         return 1 if problems else 0
+    if dry_run:
+        print(table([Row(job.name, None, "to run", job.reason) for job in todo]),
+              file=stream)
+        say(f"execute: dry run: {len(todo)} of {len(work)} notebook(s) would run "
+            f"({profile} profile); nothing was executed", stream)
+        return 1
     slots = make_slots(jobs, state.gpus)
     say(f"execute: {len(todo)} of {len(work)} notebook(s) to run, {profile} profile, "
         f"{len(slots)} worker(s) on {slots[0].device}", stream)

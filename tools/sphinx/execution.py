@@ -8,8 +8,9 @@
 - Each executed page ends with a note saying which profile and device produced its
   outputs, how long they took and when.
 - The ``execution-report`` directive renders a table of every executed notebook (linked),
-  its time, profile, device and date. Pages holding it are re-read whenever any
+  its time, profile, device, shard and date. Pages holding it are re-read whenever any
   notebook's outputs changed.
+- When any page's outputs come from the smoke profile, the site's banner says so.
 """
 
 from __future__ import annotations
@@ -117,8 +118,9 @@ def smoke_summary(settings: dict) -> str:
 
 def _note(entry: Entry) -> nodes.paragraph:
     device = entry.device or "an unknown device"
+    shard = f" (shard {entry.shard} of a sharded run)" if entry.shard else ""
     text = (f"Outputs on this page were produced with the {entry.profile} profile on "
-            f"{device} in {entry.seconds:.1f} s on {entry.executed[:10]}.")
+            f"{device}{shard} in {entry.seconds:.1f} s on {entry.executed[:10]}.")
     if entry.profile == "smoke":
         summary = smoke_summary(entry.parts.get("smoke", {}))
         text += (" The smoke profile lets the book be built on a small CPU machine. "
@@ -183,10 +185,10 @@ def report_table(app: Sphinx, fromdoc: str) -> list[nodes.Node]:
     docs += sorted(d for d in entries if d not in docs and d in app.env.all_docs)
     if not docs:
         return [nodes.paragraph(text="No notebook has been executed yet.")]
-    headers = ("Notebook", "Time", "Profile", "Device", "Date")
-    table, group = nodes.table(classes=["dlbook-execution-report"]), nodes.tgroup(cols=5)
+    headers = ("Notebook", "Time", "Profile", "Device", "Shard", "Date")
+    table, group = nodes.table(classes=["dlbook-execution-report"]), nodes.tgroup(cols=6)
     table += group
-    group.extend(nodes.colspec(colwidth=w) for w in (40, 10, 10, 25, 15))
+    group.extend(nodes.colspec(colwidth=w) for w in (36, 9, 9, 24, 8, 14))
     head, body = nodes.thead(), nodes.tbody()
     head += nodes.row("", *[_cell(nodes.Text(h)) for h in headers])
     for doc in docs:
@@ -196,7 +198,8 @@ def report_table(app: Sphinx, fromdoc: str) -> list[nodes.Node]:
                                refuri=app.builder.get_relative_uri(fromdoc, doc))
         body += nodes.row("", _cell(link), _cell(nodes.Text(f"{entry.seconds:.1f} s")),
                           *[_cell(nodes.Text(v)) for v in
-                            (entry.profile, entry.device, entry.executed[:10])])
+                            (entry.profile, entry.device, entry.shard or "-",
+                             entry.executed[:10])])
     group += head
     group += body
     total = sum(entries[d].seconds for d in docs)
@@ -210,8 +213,26 @@ def fill_reports(app: Sphinx, doctree: nodes.document, docname: str) -> None:
         node.replace_self(report_table(app, docname))
 
 
+SMOKE_BANNER = ("Outputs on this site come from the smoke profile: shortened runs on a "
+                "small CPU machine. The code is as published; run a notebook yourself "
+                "for the full run.")
+
+
+def announce_smoke(app: Sphinx, config) -> None:
+    """Say in the site's banner when any page's outputs come from the smoke profile
+    (unless ``_config.yml`` sets its own announcement)."""
+    cache = Path(getattr(config, "nb_execution_cache_path", "") or "_build/.jupyter_cache")
+    cache = cache if cache.is_absolute() else Path(app.srcdir) / cache
+    profiles = {entry.profile for entry in load_manifest(cache).entries.values()}
+    options = dict(getattr(config, "html_theme_options", None) or {})
+    if "smoke" in profiles and not options.get("announcement"):
+        options["announcement"] = SMOKE_BANNER
+        config.html_theme_options = options
+
+
 def setup(app: Sphinx) -> dict:
     app.add_node(execution_report)
+    app.connect("config-inited", announce_smoke)
     app.add_directive("execution-report", ExecutionReportDirective)
     app.connect("env-get-outdated", outdated_by_execution)
     app.connect("doctree-read", record_read)
