@@ -118,3 +118,34 @@ def test_dry_run_says_what_would_run_and_runs_nothing(bundles, tmp_path):
     import_bundles(book, bundles, "smoke")
     code, ran, output = execute(book, dry_run=True)
     assert code == 0 and ran == set() and "all 3 notebook(s) cached" in output
+
+
+def test_a_bundle_of_another_schema_is_refused(bundles, tmp_path):
+    old = tmp_path / "old.zip"
+    with zipfile.ZipFile(bundles[0]) as source, zipfile.ZipFile(old, "w") as target:
+        for item in source.namelist():
+            data = source.read(item)
+            if item == "bundle.json":
+                data = data.replace(b'"schema": 1', b'"schema": 0')
+            target.writestr(item, data)
+    book = make_book(tmp_path / "book")
+    with pytest.raises(BundleError, match=r"old.zip:1: bundle format 1, cache schema 0: "
+                                          r"this version reads format 1, schema 1"):
+        import_bundles(book, [old], "smoke")
+    assert stamps(book) == {}
+
+
+def test_the_full_profile_path_on_cpu(tmp_path):
+    """No GPU here: the full profile of the fixture, sharded, bundled and merged, on CPU."""
+    made = []
+    for k in range(2):
+        clone = make_book(tmp_path / f"clone{k}")
+        code, _, output = execute(clone, profile="full", shard=Shard(k, 2))
+        assert code == 0, output
+        made.append(tmp_path / f"full{k}.zip")
+        export_bundle(clone, made[-1], "full")
+    merged = make_book(tmp_path / "merged")
+    assert import_bundles(merged, made, "full") == 3
+    code, ran, output = execute(merged, profile="full", dry_run=True)
+    assert code == 0 and ran == set(), output
+    assert {e.profile for e in load_manifest(merged / CACHE).entries.values()} == {"full"}
