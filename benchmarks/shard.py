@@ -76,10 +76,10 @@ def measure(path: str) -> None:
                 (book.parent / "shared").symlink_to(shared)
         run = ("execute", "--profile", "smoke", "--jobs", "1")
         start = time.monotonic()
-        finish(tools(copies["single"], *run, path))
+        finish(tools(copies["single"], *run, str(copies["single"] / path)))
         single = time.monotonic() - start
         start = time.monotonic()
-        shards = [tools(copies[n], *run, "--shard", f"{k}/2", path)
+        shards = [tools(copies[n], *run, "--shard", f"{k}/2", str(copies[n] / path))
                   for k, n in enumerate("ab")]
         for shard in shards:
             finish(shard)
@@ -89,7 +89,8 @@ def measure(path: str) -> None:
             finish(tools(copies[name], "cache", "export", "--profile", "smoke", str(bundle)))
         finish(tools(copies["merged"], "cache", "import", "--profile", "smoke",
                      *map(str, bundles)))
-        finish(tools(copies["merged"], "execute", "--profile", "smoke", "--dry-run", path))
+        finish(tools(copies["merged"], "execute", "--profile", "smoke", "--dry-run",
+                     str(copies["merged"] / path)))
         print(f"{path}: one machine {single:.1f} s; two shards at once {sharded:.1f} s "
               f"({single / sharded:.2f}x); merged bundles leave nothing to run")
     finally:
