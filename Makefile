@@ -6,13 +6,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= auto
-EXTRAS := book,test,offline-data
+EXTRAS := book,lab,test,offline-data
 TEX_DEBS := $(shell grep -v '^\#' requirements/apt-pdf.txt)
-BROWSER_DEBS := chromium poppler-utils
+TEST_DEBS := $(shell grep -v '^\#' requirements/apt-test.txt)
+TEST_DEPS := $(VENV)/.test-deps
 # A local mirror of the book's data files (shared/data beside the checkout, as in this
 # project's CI) is found by tools/execution/kernel_env.py, for make and python -m tools alike.
 
-.PHONY: help setup lib execute html pdf pdf-deps test-deps serve test lint clean lock
+.PHONY: help setup lib execute html pdf pdf-deps test-deps serve lab live test lint clean lock
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -45,12 +46,29 @@ pdf-deps:  ## install the minimal TeX set for `make pdf` (Debian/Ubuntu, root)
 	apt-get install -y -q --no-install-recommends $(TEX_DEBS)
 
 test-deps: pdf-deps  ## install what the PDF and browser tests need (Debian/Ubuntu, root)
-	apt-get install -y -q --no-install-recommends $(BROWSER_DEBS)
+	apt-get install -y -q --no-install-recommends $(TEST_DEBS)
+
+# Before the first test run, and again when a package list changes: every program the
+# tests call is on PATH, or installed now (Debian/Ubuntu as root), or make stops here
+# naming what is missing and how to install it.
+$(TEST_DEPS): requirements/apt-pdf.txt requirements/apt-test.txt tools/render/systemdeps.py \
+		$(STAMP)
+	$(PY) -m tools test-deps --install
+	@touch $@
 
 serve: html  ## serve the website on http://127.0.0.1:8000 (rebuild with make html)
 	$(PY) -m http.server --directory _build/html --bind 127.0.0.1 8000
 
-test: setup  ## run the test suite (fixture books, PDF, browser, the whole book)
+# jupyter-config/ adds the book's JupyterLab settings (a .md opens as a notebook) to the
+# reader's own; the kernel is the python3 of .venv, in which `import dlbook` works.
+lab: setup  ## open the chapters as notebooks in JupyterLab (kernel: the book's .venv)
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter-config$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH))" \
+		JUPYTER_PREFER_ENV_PATH=1 $(PY) -m jupyterlab $(LAB_ARGS)
+
+live: setup  ## serve the website on http://127.0.0.1:8000, rebuilt on every save
+	$(PY) -m tools live --profile $(PROFILE) $(LIVE_ARGS)
+
+test: setup $(TEST_DEPS)  ## run the test suite (first gets TeX and Chromium, or says how)
 	$(PY) -m pytest
 
 lint: setup  ## ruff over the build system, tests and benchmarks

@@ -149,7 +149,7 @@ def test_smoke_front_matter_is_validated(tmp_path):
 
 
 def test_generated_library_naming_the_build_is_refused(tmp_path):
-    from tools.library.generate import GENERATED
+    from tools.library.header import GENERATED
 
     book = book_copy(tmp_path)
     module = write(book, "dlbook/ch01_x.py", f"{GENERATED}\nx = 1\nSMOKE_CAP = 3\n")

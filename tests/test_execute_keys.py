@@ -305,8 +305,13 @@ def test_gpus_are_those_the_kernels_torch_sees(tmp_path):
         "cuda = types.SimpleNamespace(is_available=lambda: bool(_ids),\n"
         "    device_count=lambda: len(_ids), get_device_name=lambda i: f'Fake {_ids[i]}')\n")
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(tmp_path)}
-    assert detect_gpus(env) == []
-    assert detect_gpus({**env, "CUDA_VISIBLE_DEVICES": "2,5"}) == ["Fake 2", "Fake 5"]
+    dev = tmp_path / "dev"  # a machine whose driver made GPU device files
+    dev.mkdir()
+    (dev / "nvidiactl").touch()
+    assert detect_gpus(env, dev) == []
+    assert detect_gpus({**env, "CUDA_VISIBLE_DEVICES": "2,5"}, dev) == ["Fake 2", "Fake 5"]
+    # no device files: no kernel can see a GPU, whatever torch would say; not probed
+    assert detect_gpus({**env, "CUDA_VISIBLE_DEVICES": "2,5"}, tmp_path / "none") == []
 
 
 def test_kernels_get_smoke_reductions_only_under_smoke():

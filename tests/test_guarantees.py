@@ -120,7 +120,7 @@ def test_ctrl_c_to_a_background_build_is_decided_by_the_parent(book: Path):
     add_page(book, "steady", "import time\n\ntime.sleep(30)")
     command = [sys.executable, "-m", "tools", "html", "--book", str(book), "--profile",
                "smoke"]
-    run = subprocess.Popen(command, cwd=book, stdout=subprocess.DEVNULL,
+    run = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True, start_new_session=True,
                            preexec_fn=_ignore_sigint)
     deadline = time.monotonic() + 90

@@ -18,8 +18,11 @@ from IPython.core.inputtransformer2 import TransformerManager
 from tools.core.notebook import MYST_FRONT_MATTER
 from tools.library.generate import project_version
 from tools.render.colab import INSTALL_TAG, SAVED_NOTE, colab_ready, install_source, uses_gpu
+from tools.render.install import library_requirement, requirement
 
 VERSION = project_version(REPO)
+URL = "https://github.com/dl-by-doing/dl-by-doing"  # repository: url: of _config.yml
+SHA = "0123456789abcdef0123456789abcdef01234567"  # GITHUB_SHA of the fixture's build
 GPU_PAGE = MYST_FRONT_MATTER + """
 (sec-gpu)=
 # On a GPU
@@ -58,11 +61,11 @@ def notebook(*sources: str) -> nbformat.NotebookNode:
 def test_colab_ready_install_cell_marks_and_metadata():
     nb = notebook("#@save\nimport torch", "def f(x):  # noqa: B006  #@save\n    return x")
     nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="kept\n")]
-    ready = colab_ready(nb, "1.2.3")
+    ready = colab_ready(nb, "dlbook==1.2.3")
     first = ready.cells[0]
     assert first.cell_type == "code" and first.id == INSTALL_TAG
     assert first.metadata["tags"] == [INSTALL_TAG]
-    assert "%pip install --quiet dlbook==1.2.3" in first.source
+    assert "%pip install --quiet dlbook==1.2.3\n" in first.source
     assert [c.source for c in ready.cells[2:]] == [
         f"{SAVED_NOTE}\nimport torch", f"def f(x):  # noqa: B006  {SAVED_NOTE}\n    return x"]
     assert ready.cells[2].outputs[0]["text"] == "kept\n"
@@ -71,7 +74,7 @@ def test_colab_ready_install_cell_marks_and_metadata():
     assert "accelerator" not in ready.metadata
     assert "#@" not in json.dumps(ready)
     nbformat.validate(ready)
-    again = colab_ready(ready, "1.2.3")  # idempotent: still one install cell
+    again = colab_ready(ready, "dlbook==1.2.3")  # idempotent: still one install cell
     assert nbformat.writes(again) == nbformat.writes(ready)
     assert "#@save" in nb.cells[1].source  # the input is left alone
 
@@ -96,7 +99,7 @@ def test_gpu_use_found_with_ast(source, gpu):
 
 
 def test_gpu_notebook_asks_colab_for_a_gpu():
-    ready = colab_ready(notebook("dlbook.try_gpu()"), "0.1.0")
+    ready = colab_ready(notebook("dlbook.try_gpu()"), "dlbook==0.1.0")
     assert ready.metadata["accelerator"] == "GPU"
     assert ready.metadata["colab"]["gpuType"] == "T4"
 
@@ -109,17 +112,64 @@ class FakeShell:
         self.calls.append((name, line))
 
 
+@pytest.mark.parametrize(("wanted", "line"), [
+    ("dlbook==0.1.0", "install --quiet dlbook==0.1.0"),
+    (f"dlbook @ git+{URL}@{SHA}", f'install --quiet "dlbook @ git+{URL}@{SHA}"'),
+])
 @pytest.mark.parametrize("importable", [True, False])
-def test_install_cell_installs_only_where_dlbook_is_missing(monkeypatch, importable):
+def test_install_cell_installs_only_where_dlbook_is_missing(monkeypatch, importable, wanted,
+                                                            line):
     shell = FakeShell()
     if not importable:
         real = importlib.util.find_spec
         monkeypatch.setattr(importlib.util, "find_spec",
                             lambda name, *a: None if name == "dlbook" else real(name, *a))
-    code = TransformerManager().transform_cell(install_source("0.1.0"))
+    code = TransformerManager().transform_cell(install_source(wanted))
     exec(code, {"get_ipython": lambda: shell})
-    expected = [] if importable else [("pip", "install --quiet dlbook==0.1.0")]
-    assert shell.calls == expected
+    assert shell.calls == ([] if importable else [("pip", line)])
+
+
+@pytest.mark.parametrize("wrong", ["0.1.0", "torch==2.13.0", 'dlbook @ git+"x"'])
+def test_install_cell_refuses_anything_but_a_dlbook_requirement(wrong):
+    with pytest.raises(ValueError, match="not a requirement for dlbook"):
+        install_source(wrong)
+
+
+def test_a_release_installs_from_pypi_anything_else_the_exact_commit():
+    assert requirement("1.2.0", URL, SHA, ["v1.2.0", "latest"]) == "dlbook==1.2.0"
+    assert requirement("1.2.0", URL, SHA, ["v1.1.0"]) == f"dlbook @ git+{URL}@{SHA}"
+    assert requirement("1.2.0", URL, SHA, []) == f"dlbook @ git+{URL}@{SHA}"
+    assert requirement("1.2.0", URL, None, []) == "dlbook==1.2.0"  # no commit known
+    assert requirement("1.2.0", None, SHA, []) == "dlbook==1.2.0"  # no repository known
+
+
+def git(folder, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org",
+                           *args], cwd=folder, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_library_requirement_from_git_tags_and_github_sha(tmp_path, monkeypatch):
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # no repository above
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "pyproject.toml").write_text('[project]\nname = "dlbook"\nversion = "2.0.1"\n')
+    (book / "_config.yml").write_text(f"repository:\n  url: {URL}/\n")
+    assert library_requirement(book, {}) == "dlbook==2.0.1"  # not a git checkout
+    git(book, "init", "-q")
+    git(book, "add", "-A")
+    git(book, "commit", "-q", "-m", "first")
+    head = git(book, "rev-parse", "HEAD")
+    assert library_requirement(book, {}) == f"dlbook @ git+{URL}@{head}"
+    git(book, "tag", "v2.0.0")  # another version's tag
+    assert library_requirement(book, {}) == f"dlbook @ git+{URL}@{head}"
+    git(book, "tag", "v2.0.1")
+    assert library_requirement(book, {}) == "dlbook==2.0.1"
+    # in CI the commit is GITHUB_SHA; a commit without the release tag is not the release
+    assert library_requirement(book, {"GITHUB_SHA": SHA}) == f"dlbook @ git+{URL}@{SHA}"
+    assert library_requirement(book, {"GITHUB_SHA": head}) == "dlbook==2.0.1"
+    (book / "_config.yml").write_text("repository:\n  url: 'https://x/$(id)'\n")
+    assert library_requirement(book, {"GITHUB_SHA": SHA}) == "dlbook==2.0.1"  # not usable
 
 
 def tools(*args: str) -> subprocess.CompletedProcess:
@@ -129,7 +179,14 @@ def tools(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """The good fixture book plus a GPU page, built with the extension, then exported."""
+    """The good fixture book plus a GPU page, built with the extension, then exported, as
+    GitHub Actions would for the commit ``SHA`` (not a release)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GITHUB_SHA", SHA)
+        return _build_and_export(tmp_path_factory)
+
+
+def _build_and_export(tmp_path_factory):
     book = make_book(tmp_path_factory.mktemp("nbbook") / "book", "good")
     (book / "chapter" / "gpu.md").write_text(GPU_PAGE)
     toc = (book / "_toc.yml").read_text()
@@ -158,7 +215,8 @@ def test_exported_notebooks_are_executed_and_colab_ready(built):
         "chapter/gpu.ipynb", "chapter/sample.ipynb"]
     sample = read(out / "chapter/sample.ipynb")
     assert sample.cells[0].id == INSTALL_TAG
-    assert f"dlbook=={VERSION}" in sample.cells[0].source
+    assert f'%pip install --quiet "dlbook @ git+{URL}@{SHA}"\n' in sample.cells[0].source
+    assert f"dlbook=={VERSION}" not in sample.cells[0].source  # SHA is not a release
     assert sample.cells[1].cell_type == "markdown"
     texts = [o.get("text", "") for c in sample.cells if c.cell_type == "code" for o in c.outputs]
     assert "minimum value: 1.0\n" in texts
@@ -207,7 +265,7 @@ def test_build_only_front_matter_stays_out_of_the_reader_s_notebook():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
     nb.metadata.update(smoke={"max_epochs": 2}, data_files=["a.csv"], source_map=[3],
                        kernelspec={"name": "python3", "display_name": "Python 3"})
-    ready = colab_ready(nb, "0.1.0")
+    ready = colab_ready(nb, "dlbook==0.1.0")
     assert not {"smoke", "data_files", "source_map"} & set(ready.metadata)
     assert ready.metadata["kernelspec"]["name"] == "python3"
     assert nb.metadata["smoke"] == {"max_epochs": 2}  # the source notebook is untouched

@@ -17,6 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = REPO / ".github" / "workflows"
 PR = WORKFLOWS / "pull-request.yml"
 PUBLISH = WORKFLOWS / "publish.yml"
+RELEASE = WORKFLOWS / "release.yml"
+# Actions outside actions/*, each pinned as its maintainers document it.
+OTHER_ACTIONS = {"pypa/gh-action-pypi-publish@release/v1"}
 
 
 class Yaml12Loader(yaml.SafeLoader):
@@ -50,7 +53,7 @@ def uses(workflow: dict, job: str, action: str) -> dict:
     return found[0]
 
 
-@pytest.mark.parametrize("path", [PR, PUBLISH, WORKFLOWS / "publish-full.yml"],
+@pytest.mark.parametrize("path", [PR, PUBLISH, WORKFLOWS / "publish-full.yml", RELEASE],
                          ids=lambda p: p.name)
 def test_valid_against_the_github_workflow_schema(path):
     import check_jsonschema  # pinned in the test extra: a missing install fails
@@ -63,14 +66,15 @@ def test_valid_against_the_github_workflow_schema(path):
     assert errors == []
 
 
-@pytest.mark.parametrize("path", [PR, PUBLISH, WORKFLOWS / "publish-full.yml"],
+@pytest.mark.parametrize("path", [PR, PUBLISH, WORKFLOWS / "publish-full.yml", RELEASE],
                          ids=lambda p: p.name)
 def test_actions_pinned_and_no_injection_in_scripts(path):
     workflow = load(path)
     for job in workflow["jobs"].values():
         for step in job.get("steps", []):
             if "uses" in step:
-                assert re.fullmatch(r"actions/[\w-]+(/[\w-]+)?@v\d+", step["uses"]), step
+                assert re.fullmatch(r"actions/[\w-]+(/[\w-]+)?@v\d+", step["uses"]) \
+                    or step["uses"] in OTHER_ACTIONS, step
     # untrusted values reach scripts through env, never spliced into the script text
     assert not re.search(r"\$\{\{\s*github\.(event|head_ref)", runs(workflow))
 
@@ -143,7 +147,7 @@ def test_publish_builds_everything_and_publishes_with_least_privilege():
         assert jobs[job]["concurrency"]["cancel-in-progress"] is False
 
 
-@pytest.mark.parametrize("path", [PR, PUBLISH, WORKFLOWS / "publish-full.yml"],
+@pytest.mark.parametrize("path", [PR, PUBLISH, WORKFLOWS / "publish-full.yml", RELEASE],
                          ids=lambda p: p.name)
 def test_commands_named_in_workflows_exist(path):
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
@@ -203,3 +207,32 @@ def test_pushes_reuse_a_full_cache_only_when_it_covers_every_notebook():
     assert 'echo "PROFILE=smoke" >> "$GITHUB_ENV"' in script
     smoke = uses(load(PUBLISH), "build", "actions/cache")
     assert smoke["if"] == "env.PROFILE == 'smoke'"
+
+
+def test_release_builds_on_version_tags_and_publishes_with_trusted_publishing():
+    workflow = load(RELEASE)
+    assert workflow["on"] == {"push": {"tags": ["v*"]}}
+    assert workflow["permissions"] == {"contents": "read"}
+    jobs = workflow["jobs"]
+    assert jobs["build"]["permissions"] == {"contents": "read"}
+    assert uses(workflow, "build", "actions/checkout")["with"]["persist-credentials"] is False
+    script = "\n".join(s.get("run", "") for s in jobs["build"]["steps"])
+    order = ['"$TAG" != "v$version"', "make setup", "-m tools lib --check",
+             "pytest -p no:cacheprovider tests/test_wheel.py", "-m build --outdir dist"]
+    assert [script.index(c) for c in order] == sorted(script.index(c) for c in order)
+    tag_check = next(s for s in jobs["build"]["steps"] if "$TAG" in s.get("run", ""))
+    assert tag_check["env"] == {"TAG": "${{ github.ref_name }}"}
+    upload = uses(workflow, "build", "actions/upload-artifact")["with"]
+    download = uses(workflow, "publish", "actions/download-artifact")["with"]
+    assert (upload["name"], upload["path"]) == (download["name"], download["path"])
+    publish = jobs["publish"]
+    assert publish["needs"] == "build"
+    # trusted publishing: an OIDC token of the `pypi` environment, no stored secret
+    assert publish["permissions"] == {"id-token": "write"}
+    assert publish["environment"]["name"] == "pypi"
+    action = uses(workflow, "publish", "pypa/gh-action-pypi-publish")
+    assert not {"password", "user", "username"} & set(action.get("with", {}))
+    assert "secrets." not in json.dumps(workflow) and "token" not in json.dumps(action)
+    # the job that can publish runs no code from the repository
+    assert [s for s in publish["steps"] if "run" in s] == []
+    assert not any(s.get("uses", "").startswith("actions/checkout@") for s in publish["steps"])

@@ -15,6 +15,7 @@ from pathlib import Path
 COMMANDS = {
     "html": ("render", "execute the chapters and build the website"),
     "pdf": ("render", "execute the chapters and build the PDF book"),
+    "live": ("live", "serve the website and rebuild it on every save"),
     "lib": ("lib", "generate the dlbook library from #@save blocks"),
     "execute": ("execute", "execute the chapters into the cache"),
     "check": ("check", "lint the chapters: structure, references, images, code"),
@@ -22,6 +23,7 @@ COMMANDS = {
     "notebooks": ("notebooks", "export Colab-ready executed notebooks"),
     "changed": ("changed", "list the notebooks a git diff affects"),
     "cache": ("cache", "export or import executed notebooks as a cache bundle"),
+    "test-deps": ("testdeps", "check (or install) the programs the PDF and browser tests need"),
 }
 
 

@@ -36,7 +36,8 @@ from tools.core.problems import Problem
 from tools.core.python import cell_syntax_error
 from tools.core.toc import TocError
 from tools.execution.kernel_env import SmokeSettingsError, smoke_settings
-from tools.library.generate import PACKAGE, ExtractError, generate, is_generated
+from tools.library.generate import PACKAGE, ExtractError, generate
+from tools.library.header import is_generated
 from tools.library.saved import MARK, Section, saved_blocks
 
 try:

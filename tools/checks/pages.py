@@ -10,26 +10,15 @@ again, recursively, and its tokens join the page's with their lines in the file.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
-from myst_parser.config.main import MdParserConfig
-from myst_parser.parsers.mdit import create_md_parser
 
+from tools.core.markdown import NOT_MARKDOWN, directive_name, split_options
+from tools.core.markdown import markdown_parser as markdown_parser  # used by checks.book
 from tools.core.notebook import Notebook
-
-# Directives whose content is not Markdown: their bodies are not parsed again.
-NOT_MARKDOWN = frozenset({
-    "code-cell", "code-block", "code", "sourcecode", "literalinclude", "math", "raw",
-    "eval-rst", "toctree", "tableofcontents", "bibliography", "csv-table",
-    "execution-report", "mermaid", "graphviz", "glue", "glue:figure", "glue:math",
-})
-OPTION = re.compile(r"^:([\w-]+):(?:\s+(.*))?$")
 
 
 @dataclass(frozen=True)
@@ -77,46 +66,6 @@ class Page:
             directive = directive_of(item)
             if directive is not None:
                 yield item, directive
-
-
-def markdown_parser(config: MdParserConfig):
-    """MyST-Parser's markdown-it parser, configured as the Sphinx build configures it."""
-    return create_md_parser(config, RendererHTML)
-
-
-def directive_name(token: Token) -> tuple[str, str] | None:
-    """(name, argument) of a ``{name} argument`` fence, or None for a plain fence."""
-    if token.type not in ("fence", "colon_fence"):
-        return None
-    match = re.match(r"^\{([^}]+)\}\s*(.*)$", token.info.strip())
-    return (match.group(1), match.group(2).strip()) if match else None
-
-
-def split_options(content: str) -> tuple[dict, int]:
-    """A directive's options (``:key: value`` lines or a ``---`` YAML block) and the
-    number of content lines they take."""
-    lines = content.split("\n")
-    if lines and lines[0].strip() == "---":
-        end = next((i for i, line in enumerate(lines[1:], 1) if line.strip() == "---"), None)
-        if end is not None:
-            try:
-                data = yaml.safe_load("\n".join(lines[1:end])) or {}
-            except yaml.YAMLError:
-                data = {}
-            return (data if isinstance(data, dict) else {}), end + 1
-    options: dict = {}
-    used, key = 0, None
-    for line in lines:
-        match = OPTION.match(line)
-        if match:
-            key = match.group(1)
-            options[key] = (match.group(2) or "").strip()
-        elif key is not None and line.startswith((" ", "\t")) and line.strip():
-            options[key] = f"{options[key]} {line.strip()}".strip()
-        else:
-            break
-        used += 1
-    return options, used
 
 
 def directive_of(item: Located) -> Directive | None:

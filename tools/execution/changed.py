@@ -30,8 +30,9 @@ from tools.core.notebook import NotebookError, read_notebook
 from tools.core.problems import say
 from tools.core.toc import TocError, toc_sources
 from tools.library.deps import notebook_dependencies
-from tools.library.generate import PACKAGE, ExtractError, generate, is_generated
+from tools.library.generate import PACKAGE, ExtractError, generate
 from tools.library.graph import Library, Module, parse_module
+from tools.library.header import is_generated
 
 PAGE_ROOTS = ("chapters/", "book/")
 LIBRARY_INPUTS = ("chapters/", "book/", f"{PACKAGE}/", "_toc.yml")

@@ -13,6 +13,7 @@ import functools
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 PROBE = """\
 import json
@@ -38,8 +39,16 @@ def _probe(python: str, visible: str | None, env_items: tuple) -> tuple[str, ...
     return tuple(str(name) for name in names)
 
 
-def detect_gpus(env: dict) -> list[str]:
+def gpu_device_files(dev: Path = Path("/dev")) -> bool:
+    """Whether the machine has any GPU device file a driver would create."""
+    return any(dev.glob("nvidia[0-9]*")) or (dev / "nvidiactl").exists() or \
+        (dev / "kfd").exists()
+
+
+def detect_gpus(env: dict, dev: Path = Path("/dev")) -> list[str]:
     """Names of the GPUs a kernel started with ``env`` can use (none when torch is
     missing, CPU-only, or cannot see one); asked once per process and environment."""
+    if not gpu_device_files(dev):
+        return []
     return list(_probe(sys.executable, env.get("CUDA_VISIBLE_DEVICES"),
                        tuple(sorted(env.items()))))

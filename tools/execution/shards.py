@@ -17,10 +17,6 @@ from dataclasses import dataclass
 _SYNTAX = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 
-class ShardError(ValueError):
-    """A ``--shard`` value that cannot be used."""
-
-
 @dataclass(frozen=True)
 class Shard:
     """Shard ``index`` (from 0) of ``count``."""
@@ -30,6 +26,10 @@ class Shard:
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
+
+
+class ShardError(ValueError):
+    """A ``--shard`` value that cannot be used."""
 
 
 def parse_shard(text: str) -> Shard:

@@ -11,7 +11,8 @@ import ast
 import copy
 import textwrap
 
-from tools.library.codegen import GENERATED, chapter_title
+from tools.library.codegen import chapter_title
+from tools.library.header import MARKDOWN_GENERATED
 from tools.library.model import FRONT_MODULE, Entry, Library, Module
 from tools.library.names import FUNCTIONS, LIBRARY, parsed
 from tools.library.saved import Saved, Section
@@ -110,7 +111,7 @@ def _module_heading(module: Module, titles: dict[str, str]) -> str:
 
 def render_api(library: Library, titles: dict[str, str]) -> str:
     """The text of ``book/api.md``."""
-    lines = [f"% {GENERATED[2:]}",
+    lines = [MARKDOWN_GENERATED,
              "% Do not edit this page: edit the sections it links to, then run `make lib`.",
              "", f"({PAGE_LABEL})=", f"# {TITLE}", "",
              *textwrap.wrap(

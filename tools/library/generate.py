@@ -24,7 +24,8 @@ from tools.core.notebook import Notebook, NotebookError, parse_text
 from tools.core.problems import Problem, ProblemError, say
 from tools.core.toc import TocError, toc_sources
 from tools.library.apiref import render_api
-from tools.library.codegen import GENERATED, render_init, render_module
+from tools.library.codegen import render_init, render_module
+from tools.library.header import is_generated
 from tools.library.imports import sort_imports
 from tools.library.model import Library, resolve
 from tools.library.saved import MARK, Section, saved_blocks
@@ -152,12 +153,6 @@ def generate(book: Path) -> tuple[Library, dict[str, str]]:
         raise ExtractError(Problem(book / p.path, p.line, p.message)
                            for p in err.problems) from err
     return library, files
-
-
-def is_generated(path: Path) -> bool:
-    with path.open(encoding="utf-8") as stream:
-        first = stream.readline().rstrip("\n")
-    return first in (GENERATED, f"% {GENERATED[2:]}")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,10 @@
 
 Each builder works in its own folder (``_build/.work-<builder>``) and its result is copied
 into ``_build/html`` or ``_build/latex`` only when the whole build succeeded, so a failed
-build leaves the previous site and PDF exactly as they were.
+build leaves the previous site and PDF exactly as they were. When nothing the build reads
+has changed since its last success (:mod:`tools.render.inputs`), it stops at once; the
+modules that only a real build needs (the library generator, the executor, myst-nb) are
+imported after that check, so this path costs about a second.
 """
 
 from __future__ import annotations
@@ -17,13 +20,8 @@ from pathlib import Path
 
 from tools.core.files import PROJECT_ROOT
 from tools.core.lock import BuildLocked, build_lock
-from tools.core.mystnb import ConfigError, read_config
 from tools.core.problems import Problem, ProblemError, say
-from tools.core.python import syntax_problems
-from tools.core.toc import TocError, toc_sources
-from tools.execution.engine import execute_book
-from tools.execution.kernel_env import kernel_environment
-from tools.library.generate import refresh as refresh_library
+from tools.render import inputs
 
 OUTPUT_NAMES = {"html": "html", "pdflatex": "latex"}
 PROBLEM_MARKERS = ("WARNING:", "ERROR:", "CRITICAL:", "Executing notebook failed",
@@ -50,12 +48,21 @@ class Build:
         return self.work / "_build" / OUTPUT_NAMES[self.builder]
 
     @property
+    def landmark(self) -> str:
+        """The file a complete output has: the site's index page, or the PDF."""
+        return "index.html" if self.builder == "html" else "book.pdf"
+
+    @property
     def output(self) -> Path:
         return self.book / "_build" / OUTPUT_NAMES[self.builder]
 
 
 def precheck(book: Path) -> list[Problem]:
     """Problems found before anything runs: the configuration, the TOC, code-cell syntax."""
+    from tools.core.mystnb import ConfigError, read_config
+    from tools.core.python import syntax_problems
+    from tools.core.toc import TocError, toc_sources
+
     try:
         read_config(book)
         sources = toc_sources(book)
@@ -118,7 +125,15 @@ def run_build(build: Build) -> int:
     build = Build(book, build.builder, build.profile)
     try:
         with build_lock(book, "html" if build.builder == "html" else "pdf"):
-            return _checked_render_publish(build)
+            sources = inputs.sources_digest(book, build.builder, build.profile)
+            if inputs.up_to_date(build.work, build.output / build.landmark, sources, book):
+                say(f"nothing changed since the last build: "
+                    f"{(build.output / build.landmark).relative_to(book)} is up to date")
+                return 0
+            code = _checked_render_publish(build)
+            if code == 0:
+                inputs.record(build.work, sources, book)
+            return code
     except BuildLocked as err:
         print(err, file=sys.stderr)
         say(f"build refused; {build.output.relative_to(book)} left as it was")
@@ -126,6 +141,10 @@ def run_build(build: Build) -> int:
 
 
 def _checked_render_publish(build: Build) -> int:
+    from tools.execution.engine import execute_book
+    from tools.execution.kernel_env import kernel_environment
+    from tools.library.generate import refresh as refresh_library
+
     book = build.book
     if not refresh_library(book):  # before the checks: the API page is generated too
         say(f"build stopped before rendering: a #@save block is invalid (above); "
@@ -163,7 +182,7 @@ def _checked_render_publish(build: Build) -> int:
                 print(f"  {line}", file=sys.stderr)
         say(f"build FAILED (exit {code}); {build.output.relative_to(book)} left as it was")
         return code or 1
-    landmark = "index.html" if build.builder == "html" else "book.pdf"
+    landmark = build.landmark
     try:
         publish(build.produced, build.output, landmark)
     except ProblemError as err:

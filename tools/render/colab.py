@@ -7,14 +7,20 @@ merged in exactly as myst-nb merges them at render time
 (``merge_match_into_notebook``), so a download shows the outputs of the website. Then
 :func:`colab_ready` makes it run anywhere:
 
-- a first cell installs ``dlbook==<version of pyproject.toml>`` when ``dlbook`` cannot
-  be imported (Colab, a bare Jupyter) and does nothing where it can (the repository's
-  environment, which installs the package in editable mode);
+- a first cell installs the library the outputs were made with when ``dlbook`` cannot
+  be imported (Colab, a bare Jupyter): the release ``dlbook==<version>`` for a build of a
+  released commit, else that exact commit from the book's repository
+  (:mod:`tools.render.install`); it does nothing where ``dlbook`` can be imported (the
+  repository's environment, which installs the package in editable mode);
 - Colab's GPU accelerator is requested in the metadata when the code uses a GPU
   (``try_gpu``, ``try_all_gpus``, ``.cuda()``, ``torch.cuda.*``, ``"cuda"`` devices,
   ``Trainer(num_gpus=N)`` with N other than 0), found with ``ast``;
 - ``#@save`` marks become ``# saved in dlbook``: Colab reads any ``#@`` comment as a form
-  annotation and flags ``#@save`` as "not an allowed annotation".
+  annotation and flags ``#@save`` as "not an allowed annotation";
+- Markdown cells become plain CommonMark (:mod:`tools.render.commonmark`): Jupyter and
+  Colab show MyST labels, roles and directives as raw text, so references become links to
+  the website with its numbers, citations author-year links to its bibliography, figures
+  images attached to the cell, admonitions quoted blocks.
 
 The same :func:`colab_ready` makes the website's download copies
 (:mod:`tools.sphinx.notebooks`). A page whose outputs are not cached is an error and
@@ -35,6 +41,9 @@ from tools.core.python import python_of_cell
 from tools.core.toc import toc_sources
 from tools.library.edit import MARK, mark_start
 from tools.library.generate import project_version
+from tools.render.commonmark import to_commonmark
+from tools.render.install import PACKAGE, library_requirement
+from tools.render.website import Website, website
 
 OUT = Path("_build") / "notebooks"  # relative to the book
 INSTALL_TAG = "dlbook-install"
@@ -50,16 +59,21 @@ def library_version(book: Path) -> str:
     return project_version(book if pyproject.is_file() else PROJECT_ROOT)
 
 
-def install_source(version: str) -> str:
+def install_source(requirement: str) -> str:
+    """The install cell for ``requirement`` (from
+    :func:`tools.render.install.library_requirement`)."""
+    if not requirement.startswith((f"{PACKAGE}==", f"{PACKAGE} @ ")) or '"' in requirement:
+        raise ValueError(f"not a requirement for {PACKAGE}: {requirement!r}")
+    argument = requirement if " " not in requirement else f'"{requirement}"'
     return (
         "# Run this cell first. On Colab, or anywhere without this book's repository, it\n"
-        "# installs the book's library `dlbook` at the version these outputs come from;\n"
-        "# where `dlbook` can be imported already (the repository's environment), it does\n"
-        "# nothing.\n"
+        "# installs the book's library `dlbook` as these outputs were made with it: the\n"
+        "# released version, or else the exact commit of the book's repository. Where\n"
+        "# `dlbook` can be imported already (the repository's environment), it does nothing.\n"
         "import importlib.util\n"
         "\n"
         'if importlib.util.find_spec("dlbook") is None:\n'
-        f"    %pip install --quiet dlbook=={version}\n"
+        f"    %pip install --quiet {argument}\n"
     )
 
 
@@ -102,16 +116,29 @@ def rewrite_marks(source: str) -> str:
     return "\n".join(lines)
 
 
-def colab_ready(notebook: nbformat.NotebookNode, version: str) -> nbformat.NotebookNode:
-    """A copy of an executed notebook that runs on Colab (see the module docstring)."""
+def colab_ready(notebook: nbformat.NotebookNode, requirement: str, book: Path | None = None,
+                docname: str | None = None) -> nbformat.NotebookNode:
+    """A copy of an executed notebook that runs on Colab (see the module docstring); its
+    first cell installs ``requirement`` (:func:`tools.render.install.library_requirement`).
+
+    ``book`` and ``docname`` (the page's path in the book, without suffix) say where the
+    page is, for the links, numbers and images of its Markdown cells; without them the
+    MyST syntax is still rewritten, but references get neither numbers nor links."""
     nb = copy.deepcopy(notebook)
+    site = website(book) if book is not None else Website.unknown()
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            converted = to_commonmark(cell.source, site, docname or "index")
+            cell.source = converted.text
+            if converted.attachments:
+                cell.attachments = {**cell.get("attachments", {}), **converted.attachments}
     for key in DROPPED_METADATA:
         nb.metadata.pop(key, None)
     nb.cells = [c for c in nb.cells if INSTALL_TAG not in c.get("metadata", {}).get("tags", [])]
     code = [c for c in nb.cells if c.cell_type == "code"]
     for cell in code:
         cell.source = rewrite_marks(cell.source)
-    install = nbformat.v4.new_code_cell(install_source(version))
+    install = nbformat.v4.new_code_cell(install_source(requirement))
     install.id = INSTALL_TAG  # a fixed id: the same page gives the same file
     install.metadata["tags"] = [INSTALL_TAG]
     nb.cells.insert(0, install)
@@ -135,7 +162,7 @@ def export(book: Path) -> tuple[dict[str, nbformat.NotebookNode], list[Problem]]
 
     settings = book_settings(book)
     cache = get_cache(settings.cache_path) if settings.cache_path.is_dir() else None
-    version = library_version(book)
+    requirement = library_requirement(book)
     found, problems = {}, []
     for source in toc_sources(book):
         notebook = read_as_mystnb(source, settings)
@@ -152,7 +179,7 @@ def export(book: Path) -> tuple[dict[str, nbformat.NotebookNode], list[Problem]]
                 problems.append(Problem(source, 1, "no executed outputs in the cache: run "
                                         "`make execute` (python -m tools execute) first"))
                 continue
-        found[rel] = colab_ready(executed, version)
+        found[rel] = colab_ready(executed, requirement, book, rel.removesuffix(".ipynb"))
     return found, problems
 
 

@@ -21,6 +21,7 @@ Configuration (``sphinx: config:`` in ``_config.yml``): ``dlbook_notebooks_branc
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from pathlib import Path
 
@@ -29,10 +30,13 @@ from jupyter_cache import get_cache
 from sphinx.application import Sphinx
 
 from tools.core.files import write_atomic
-from tools.render.colab import colab_ready, library_version
+from tools.render.colab import colab_ready
+from tools.render.install import library_requirement
 
 DOWNLOAD_LABEL = "download-notebook-button"
 COLAB_PATH = re.compile(r"^(?P<base>.+?/github/[^/]+/[^/]+)/blob/.*$")
+# What the install cell installs: git and _config.yml are read once per build, not per page.
+requirement_of = functools.lru_cache(maxsize=None)(library_requirement)
 
 
 def _buttons(items):
@@ -73,7 +77,8 @@ def publish_copy(app: Sphinx, pagename: str, executed: nbformat.NotebookNode) ->
     """Write the Colab-ready copy of ``executed`` into the site."""
     folder = Path(app.outdir) / app.config.dlbook_notebooks_folder
     target = folder / f"{pagename}.ipynb"
-    notebook = colab_ready(executed, library_version(Path(app.srcdir)))
+    book = Path(app.srcdir)
+    notebook = colab_ready(executed, requirement_of(book), book, pagename)
     write_atomic(target, nbformat.writes(notebook) + "\n")
 
 
