@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.checks.pages import Page, code_cell_fence_line, inline_children
+from tools.core.markdown import citation_keys, role_parts
 from tools.core.problems import Problem
 
 BIB_ENTRY = re.compile(r"@(\w+)\s*[{(]\s*([^,\s]+)\s*,")
 IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 ATTR = re.compile(r"""\b(src|alt)\s*=\s*("([^"]*)"|'([^']*)')""", re.IGNORECASE)
-EXPLICIT = re.compile(r"^(.*?)<([^<>]+)>\s*$", re.DOTALL)
 REMOTE = ("http://", "https://", "data:")
 
 
@@ -85,18 +85,6 @@ def collect_targets(pages: list[Page], bibfiles: list[Path]) -> Targets:
     return targets
 
 
-def role_target(content: str) -> str:
-    """The target of ``text <target>`` or of a bare ``target``."""
-    match = EXPLICIT.match(content)
-    return (match.group(2) if match else content).strip()
-
-
-def citation_keys(content: str) -> list[str]:
-    """Keys of a ``{cite}`` role: comma-separated, ``{pre}``/``{post}`` notes dropped."""
-    plain = re.sub(r"\{[^}]*\}", "", content)
-    return [key.strip() for key in plain.split(",") if key.strip()]
-
-
 def reference_problems(page: Page, targets: Targets) -> list[Problem]:
     """Roles of ``page`` whose target is not defined anywhere in the book."""
     found = []
@@ -108,14 +96,14 @@ def reference_problems(page: Page, targets: Targets) -> list[Problem]:
                 continue
             role = child.meta.get("name", "")
             if role in ("ref", "numref"):
-                name = role_target(child.content)
+                name = role_parts(child.content)[1]
                 if name not in targets.labels and name not in targets.equations:
                     found.append(Problem(page.path, line, f"{{{role}}}`{name}`: no such label "
                                                           "in the book (a `(name)=` line, a "
                                                           "figure's name or a directive's "
                                                           ":name:)"))
             elif role == "eq":
-                name = role_target(child.content)
+                name = role_parts(child.content)[1]
                 if name not in targets.equations:
                     found.append(Problem(page.path, line, f"{{eq}}`{name}`: no equation has "
                                                           "this label (`$$ ... $$ (label)`)"))

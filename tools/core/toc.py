@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -43,10 +43,12 @@ class TocEntry:
 
 @dataclass(frozen=True)
 class Toc:
-    """The parsed table of contents: every entry in reading order."""
+    """The parsed table of contents: every entry in reading order, and sphinx-external-toc's
+    site map (parts, captions, numbering) for the stages that need the structure."""
 
     path: Path
     entries: tuple[TocEntry, ...]
+    site_map: SiteMap = field(compare=False, repr=False)
 
     def missing(self, optional: frozenset[str] = frozenset()) -> list[Problem]:
         """A problem for each entry that names no file, except those in ``optional``."""
@@ -124,7 +126,7 @@ def _compose(toc: Path) -> tuple[yaml.Node, object]:
                           f"malformed YAML: {problem}") from err
 
 
-def _reading_order(site_map: SiteMap) -> list[str]:
+def reading_order(site_map: SiteMap) -> list[str]:
     """Document names in reading order: each document, then its subtrees' items."""
     order: list[str] = []
 
@@ -155,8 +157,8 @@ def read_toc(book: Path, name: str = TOC) -> Toc:
     for _, value in file_nodes(node):
         lines.setdefault(value.value, value.start_mark.line + 1)
     entries = tuple(TocEntry(doc, lines.get(doc, 1), named_file(book, doc))
-                    for doc in _reading_order(site_map))
-    return Toc(toc, entries)
+                    for doc in reading_order(site_map))
+    return Toc(toc, entries, site_map)
 
 
 def toc_sources(book: Path, name: str = TOC,

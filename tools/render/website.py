@@ -34,12 +34,11 @@ import nbformat
 import yaml
 from docutils.nodes import make_id
 from myst_parser.config.main import MdParserConfig
-from sphinx_external_toc.parsing import parse_toc_yaml
 
 from tools.core.files import read_source
 from tools.core.markdown import NOT_MARKDOWN, directive_name, markdown_parser, split_options
 from tools.core.mystnb import CONFIG, book_settings, read_config, sphinx_config
-from tools.core.toc import TOC, read_toc
+from tools.core.toc import TOC, read_toc, reading_order
 from tools.render.citations import read_bibliography
 
 FIGURES = frozenset({"figure"})
@@ -345,20 +344,6 @@ def _number_equations_per_page(docs: dict[str, _Doc]) -> None:
             item.number = (number,)
 
 
-def _doc_order(site_map) -> list[str]:
-    order: list[str] = []
-
-    def visit(name: str) -> None:
-        order.append(name)
-        for tree in site_map[name].subtrees:
-            for item in tree.items:
-                if not hasattr(item, "url") and str(item) in site_map:
-                    visit(str(item))
-
-    visit(site_map.root.docname)
-    return order
-
-
 def _strip_suffix(name: str) -> str:
     for suffix in (".md", ".ipynb"):
         name = name.removesuffix(suffix)
@@ -370,8 +355,8 @@ def _read_docs(book: Path, parser) -> tuple[dict[str, _Doc], list[str]]:
     (docnames without suffix, as Sphinx names them), and the pages in reading order."""
     toc = read_toc(book)  # a TOC problem names its line
     paths = {_strip_suffix(e.name): e.path for e in toc.entries}
-    site_map = parse_toc_yaml(str(book / TOC))
-    raw = _doc_order(site_map)
+    site_map = toc.site_map
+    raw = reading_order(site_map)
     order = [_strip_suffix(name) for name in raw]
     docs = {name: _scan_page(parser, name, paths.get(name)) for name in order}
     for key, name in zip(raw, order, strict=True):
