@@ -149,3 +149,16 @@ def test_the_full_profile_path_on_cpu(tmp_path):
     code, ran, output = execute(merged, profile="full", dry_run=True)
     assert code == 0 and ran == set(), output
     assert {e.profile for e in load_manifest(merged / CACHE).entries.values()} == {"full"}
+
+
+def test_notebooks_start_longest_first():
+    from types import SimpleNamespace
+
+    from tools.execution.engine import longest_first
+
+    jobs = [SimpleNamespace(name=n) for n in ("short.md", "new.md", "long.md", "mid.md")]
+    manifest = SimpleNamespace(entries={"short.md": SimpleNamespace(seconds=2.0),
+                                        "long.md": SimpleNamespace(seconds=30.0),
+                                        "mid.md": SimpleNamespace(seconds=10.0)})
+    order = [job.name for job in longest_first(jobs, manifest)]
+    assert order == ["long.md", "new.md", "mid.md", "short.md"]  # new: the mean, 14 s

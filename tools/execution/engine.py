@@ -46,7 +46,7 @@ from tools.execution.keys import DataFilesError, KeyParts, data_digests, explain
 from tools.execution.manifest import Entry, Manifest, load_manifest
 from tools.execution.pool import Outcome, Task, make_slots, run_tasks
 from tools.execution.progress import Progress, Row, table
-from tools.execution.shards import Shard, split
+from tools.execution.shards import Shard, costs, split
 from tools.library.deps import notebook_dependencies
 from tools.library.generate import refresh as refresh_library
 from tools.library.graph import Library, read_library
@@ -217,12 +217,23 @@ def _drop_record(cache, cache_hash: str) -> None:
             cache.remove_cache(record.pk)
 
 
+def recorded_seconds(jobs: list[Job], manifest: Manifest) -> dict[str, float | None]:
+    """The seconds the manifest recorded for each job's notebook (None: never ran)."""
+    return {job.name: (manifest.entries[job.name].seconds
+                       if job.name in manifest.entries else None) for job in jobs}
+
+
+def longest_first(jobs: list[Job], manifest: Manifest) -> list[Job]:
+    """``jobs`` by recorded duration, longest first (a new notebook counts as the mean),
+    so that the run does not end with one long notebook on one core."""
+    cost = costs(recorded_seconds(jobs, manifest))
+    return sorted(jobs, key=lambda job: -cost[job.name])
+
+
 def shard_jobs(todo: list[Job], shard: Shard, manifest: Manifest
                ) -> tuple[list[Job], list[Job]]:
     """The jobs of ``shard`` and the others, split by the recorded durations."""
-    durations = {job.name: (manifest.entries[job.name].seconds
-                            if job.name in manifest.entries else None) for job in todo}
-    mine = set(split(durations, shard.count)[shard.index])
+    mine = set(split(recorded_seconds(todo, manifest), shard.count)[shard.index])
     return [j for j in todo if j.name in mine], [j for j in todo if j.name not in mine]
 
 
@@ -340,6 +351,7 @@ def _execute(book: Path, paths: list[Path] | None, profile: str, jobs: int | Non
     slots = make_slots(jobs, state.gpus)
     say(f"execute: {len(todo)} of {len(work)} notebook(s) to run, {profile} profile, "
         f"{len(slots)} worker(s) on {slots[0].device}", stream)
+    todo = longest_first(todo, manifest)  # the last notebook to start is a short one
     by_name = {job.name: job for job in todo}
     tasks = [Task(job.name, job.notebook, job.source.parent, job.env, settings.timeout,
                   settings.allow_errors) for job in todo]
