@@ -158,7 +158,7 @@ def import_bundles(book: Path, bundles: list[Path], profile: str = "auto") -> in
 def _store(item: Imported, state: BookPlan) -> None:
     """Put one imported notebook into jupyter-cache, then its entry into the manifest."""
     job = item.job
-    if not is_cached(state.cache, job.notebook) or \
+    if not is_cached(state.cache, job.cache_hash) or \
             state.manifest.entries.get(job.name, None) != item.entry:
         state.cache.cache_notebook_bundle(
             CacheBundleIn(item.notebook, str(job.source),

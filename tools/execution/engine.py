@@ -19,7 +19,7 @@ import copy
 import hashlib
 import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,6 +44,7 @@ from tools.execution.kernel_env import (
 )
 from tools.execution.keys import DataFilesError, KeyParts, data_digests, explain, kernel_digest
 from tools.execution.manifest import Entry, Manifest, load_manifest
+from tools.execution.planmemo import PlanMemo, Reading, context_digest, file_status
 from tools.execution.pool import Outcome, Task, make_slots, run_tasks
 from tools.execution.progress import Progress, Row, table
 from tools.execution.shards import Shard, costs, split
@@ -54,15 +55,23 @@ from tools.library.graph import Library, read_library
 
 @dataclass
 class Job:
-    """A notebook of the book, its key, and why it must run (empty: it is cached)."""
+    """A notebook of the book, its key, and why it must run (empty: it is cached). The
+    notebook itself is read when first needed (most runs need few of them)."""
 
     source: Path
     name: str  # path relative to the book, POSIX
-    notebook: nbformat.NotebookNode
     parts: KeyParts
     cache_hash: str
     env: dict
+    settings: BookSettings = field(repr=False)
     reason: str = ""
+    loaded: nbformat.NotebookNode | None = field(default=None, repr=False)
+
+    @property
+    def notebook(self) -> nbformat.NotebookNode:
+        if self.loaded is None:
+            self.loaded = read_as_mystnb(self.source, self.settings)
+        return self.loaded
 
 
 def library_root(book: Path) -> Path:
@@ -96,17 +105,23 @@ def plan(book: Path, sources: list[Path], settings: BookSettings, library: Libra
     jobs, problems = [], []
     kernel = kernel_digest(kernel_environment(book, {}))
     smoke_module = smoke_module_digest(book) if profile == "smoke" else ""
+    memo = PlanMemo(settings.cache_path, context_digest(library_root(book), settings))
+    cached = cached_hashes(cache)
     for source in sources:
-        notebook = read_as_mystnb(source, settings)
-        if notebook is None or is_excluded(source, settings):
+        if is_excluded(source, settings):
             continue
         name = source.relative_to(book).as_posix()
-        cells = [c.source for c in notebook.cells if c.cell_type == "code"]
+        status = file_status(source)
+        reading = memo.get(name, status)
+        loaded = None
+        if reading is None:
+            loaded = read_as_mystnb(source, settings)
+            reading = memo.put(name, status, read_page(loaded, cache, library))
+        if not reading.notebook:
+            continue
         try:
-            data = data_digests(notebook.metadata.get("data_files"), source.parent, env,
-                                manifest.files)
-            reductions = (smoke_settings(notebook.metadata.get("smoke"))
-                          if profile == "smoke" else None)
+            data = data_digests(reading.data_files, source.parent, env, manifest.files)
+            reductions = (smoke_settings(reading.smoke) if profile == "smoke" else None)
             job_env = page_environment(env, reductions)
             smoke = {**reductions, "module": smoke_module} if reductions is not None else {}
         except (DataFilesError, SmokeSettingsError) as err:
@@ -114,20 +129,29 @@ def plan(book: Path, sources: list[Path], settings: BookSettings, library: Libra
             problems.append(Problem(Path(name), front_matter_line(source, key),
                                     f"front matter: {err}"))
             continue
-        _, cache_hash = cache.create_hashed_notebook(notebook)
-        parts = KeyParts(cells=cache_hash, profile=profile, kernel=kernel,
-                         library=notebook_dependencies(cells, library), data=data,
-                         smoke=smoke)
-        job = Job(source, name, notebook, parts, cache_hash, job_env)
+        parts = KeyParts(cells=reading.cache_hash, profile=profile, kernel=kernel,
+                         library=reading.library or {}, data=data, smoke=smoke)
+        job = Job(source, name, parts, reading.cache_hash, job_env, settings, loaded=loaded)
         entry = manifest.entries.get(name)
         if force:
             job.reason = "forced"
         elif entry is None or entry.key != parts.key:
             job.reason = explain(entry.parts if entry else None, parts)
-        elif not is_cached(cache, notebook):
+        elif not is_cached(cache, reading.cache_hash, cached):
             job.reason = "not cached"
         jobs.append(job)
+    memo.save()
     return jobs, problems
+
+
+def read_page(notebook: nbformat.NotebookNode | None, cache, library: Library) -> Reading:
+    """What keying needs from a page read as myst-nb reads it (None: not a notebook)."""
+    if notebook is None:
+        return Reading(notebook=False)
+    _, cache_hash = cache.create_hashed_notebook(notebook)
+    cells = [c.source for c in notebook.cells if c.cell_type == "code"]
+    return Reading(True, cache_hash, notebook_dependencies(cells, library),
+                   notebook.metadata.get("data_files"), notebook.metadata.get("smoke"))
 
 
 @dataclass
@@ -169,14 +193,17 @@ def smoke_module_digest(book: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def is_cached(cache, notebook: nbformat.NotebookNode) -> bool:
-    """A record matches the notebook and its executed copy is on disk."""
-    try:
-        record = cache.match_cache_notebook(notebook)
-    except KeyError:
+def cached_hashes(cache) -> set[str]:
+    """The hashes of the notebooks jupyter-cache holds records of."""
+    return {record.hashkey for record in cache.list_cache_records()}
+
+
+def is_cached(cache, cache_hash: str, hashes: set[str] | None = None) -> bool:
+    """A record has the notebook's hash and its executed copy is on disk."""
+    if cache_hash not in (cached_hashes(cache) if hashes is None else hashes):
         return False
     # jupyter-cache keeps the executed notebook at executed/<hashkey>/base.ipynb
-    return (Path(cache.path) / "executed" / record.hashkey / "base.ipynb").is_file()
+    return (Path(cache.path) / "executed" / cache_hash / "base.ipynb").is_file()
 
 
 def merged(original: nbformat.NotebookNode, executed: nbformat.NotebookNode):
