@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,13 @@ def build(book: Path, command: str = "html", *extra: str) -> subprocess.Complete
         [sys.executable, "-m", "tools", command, "--book", str(book), *extra],
         cwd=REPO, capture_output=True, text=True, timeout=1500,
     )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (for a test server)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def output_of(result: subprocess.CompletedProcess) -> str:

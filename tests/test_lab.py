@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,18 +27,13 @@ import nbformat
 import pytest
 import websocket
 import yaml
+from conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "chapters/02-preliminaries/tensors.md"
 SMOKE_BLOCK = "smoke:  # a build-only key that saving must keep\n  max_epochs: 2\n"
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Lab:

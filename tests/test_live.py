@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import websocket
-from conftest import REPO, make_book
+from conftest import REPO, free_port, make_book
 
 from tools.render.live import RELOAD_PATH, book_sources
 
@@ -29,12 +28,6 @@ BEFORE = "Gradient descent is old"
 AFTER = "Gradient descent is older than the computer"
 
 pytestmark = pytest.mark.timeout(1200)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fetch(url: str) -> str | None:
