@@ -10,6 +10,8 @@ from tools.core.problems import Problem, ProblemError
 
 # The repository that holds the build system (tools/) and, by default, the book.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The execution cache, relative to the book, unless _config.yml sets execute.cache_path.
+DEFAULT_CACHE = Path("_build") / ".jupyter_cache"
 
 
 def write_atomic(path: Path, text: str) -> None:

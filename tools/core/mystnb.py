@@ -19,8 +19,8 @@ from myst_nb.core.config import NbParserConfig
 from myst_nb.core.read import create_nb_reader
 from myst_parser.config.main import MdParserConfig
 
-from tools.core.files import read_source
-from tools.core.problems import Problem, ProblemError
+from tools.core.files import DEFAULT_CACHE, read_source
+from tools.core.problems import Problem, ProblemError, yaml_error_location
 
 CONFIG = "_config.yml"
 
@@ -53,11 +53,8 @@ def read_config(book: Path) -> dict:
     except ProblemError as err:
         raise ConfigError(err.problems) from None
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError([Problem(path, mark.line + 1 if mark else 1,
-                                   f"malformed YAML: {problem}",
-                                   mark.column + 1 if mark else None)]) from None
+        line, column, problem = yaml_error_location(err)
+        raise ConfigError([Problem(path, line, f"malformed YAML: {problem}", column)]) from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError.at(path, 1, "expected a mapping of settings")
     return data or {}
@@ -97,7 +94,7 @@ def book_settings(book: Path) -> BookSettings:
                 if not f.metadata.get("sphinx_exclude")}
     md_config = MdParserConfig(**_prefixed(config, "myst_", md_names))
     nb_config = NbParserConfig(**_prefixed(config, "nb_", nb_names))
-    cache = Path(nb_config.execution_cache_path or "_build/.jupyter_cache")
+    cache = Path(nb_config.execution_cache_path or DEFAULT_CACHE)
     return BookSettings(
         book=book,
         md_config=md_config,

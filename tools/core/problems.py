@@ -41,6 +41,14 @@ class ProblemError(Exception):
         return cls([Problem(Path(path), line, message)])
 
 
+def yaml_error_location(err: Exception) -> tuple[int, int | None, str]:
+    """(line, column, what is wrong) of a PyYAML error, 1-based; (1, None, ...) when it
+    carries no position."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return (mark.line + 1, mark.column + 1, problem) if mark else (1, None, problem)
+
+
 def say(message: str, stream=None) -> None:
     """Print a progress or summary line of the build, marked ``[dlbook]``, on stderr."""
     print(f"[dlbook] {message}", file=stream or sys.stderr, flush=True)

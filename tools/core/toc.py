@@ -20,7 +20,7 @@ from sphinx_external_toc.api import FileItem, SiteMap
 from sphinx_external_toc.parsing import MalformedError, parse_toc_data
 
 from tools.core.files import read_source
-from tools.core.problems import Problem, ProblemError
+from tools.core.problems import Problem, ProblemError, yaml_error_location
 
 TOC = "_toc.yml"
 SUFFIXES = (".md", ".ipynb")
@@ -120,10 +120,8 @@ def _compose(toc: Path) -> tuple[yaml.Node, object]:
     try:
         return yaml.compose(text), yaml.safe_load(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise TocError.at(toc, mark.line + 1 if mark else 1,
-                          f"malformed YAML: {problem}") from err
+        line, _, problem = yaml_error_location(err)
+        raise TocError.at(toc, line, f"malformed YAML: {problem}") from err
 
 
 def reading_order(site_map: SiteMap) -> list[str]:

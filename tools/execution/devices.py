@@ -29,7 +29,7 @@ TIMEOUT = 120  # seconds; a first torch import on a cold disk can be slow
 
 
 @functools.lru_cache(maxsize=8)
-def _probe(python: str, visible: str | None, env_items: tuple) -> tuple[str, ...]:
+def _probe(python: str, env_items: tuple) -> tuple[str, ...]:
     try:
         done = subprocess.run([python, "-c", PROBE], env=dict(env_items), capture_output=True,
                               text=True, timeout=TIMEOUT, check=True)
@@ -50,5 +50,4 @@ def detect_gpus(env: dict, dev: Path = Path("/dev")) -> list[str]:
     missing, CPU-only, or cannot see one); asked once per process and environment."""
     if not gpu_device_files(dev):
         return []
-    return list(_probe(sys.executable, env.get("CUDA_VISIBLE_DEVICES"),
-                       tuple(sorted(env.items()))))
+    return list(_probe(sys.executable, tuple(sorted(env.items()))))

@@ -35,12 +35,11 @@ from pathlib import Path
 
 import nbformat
 
-from tools.core.files import PROJECT_ROOT, write_atomic
+from tools.core.files import write_atomic
 from tools.core.problems import Problem
 from tools.core.python import python_of_cell
 from tools.core.toc import toc_sources
 from tools.library.edit import MARK, mark_start
-from tools.library.generate import project_version
 from tools.render.commonmark import to_commonmark
 from tools.render.install import PACKAGE, library_requirement
 from tools.render.website import Website, website
@@ -51,12 +50,6 @@ SAVED_NOTE = "# saved in dlbook"
 GPU_CALLS = frozenset({"try_gpu", "try_all_gpus", "cuda"})
 GPU_TYPE = "T4"
 DROPPED_METADATA = ("jupytext", "source_map", "smoke", "data_files")  # build-only keys
-
-
-def library_version(book: Path) -> str:
-    """The ``dlbook`` version the book's notebooks install (its pyproject.toml's)."""
-    pyproject = book / "pyproject.toml"
-    return project_version(book if pyproject.is_file() else PROJECT_ROOT)
 
 
 def install_source(requirement: str) -> str:

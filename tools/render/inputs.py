@@ -23,13 +23,14 @@ import json
 import os
 from pathlib import Path
 
-from tools.core.files import PROJECT_ROOT, write_atomic
+from tools.core.files import DEFAULT_CACHE, PROJECT_ROOT, write_atomic
+from tools.execution.kernel_env import MIRROR_VARIABLE, data_mirror
+from tools.execution.manifest import manifest_path
 from tools.library.header import is_generated
 
 RECORD = ".inputs.json"
 SKIPPED_DIRS = frozenset({"_build", ".git", ".venv", "__pycache__", ".pytest_cache",
                           ".ipynb_checkpoints", "node_modules", ".ruff_cache"})
-MANIFEST = Path("_build") / ".jupyter_cache" / "dlbook-keys.json"
 
 
 def _status(root: Path) -> list[tuple[str, int, int]]:
@@ -60,8 +61,8 @@ def sources_digest(book: Path, builder: str, profile: str) -> str:
     roots = {"book": _status(book)}
     if PROJECT_ROOT.resolve() != book:
         roots["tools"] = _status(PROJECT_ROOT / "tools")
-    mirror = os.environ.get("DLBOOK_DATA_MIRROR") or str(book.parent / "shared" / "data")
-    roots["mirror"] = _status(Path(mirror)) if Path(mirror).is_dir() else []
+    mirror = os.environ.get(MIRROR_VARIABLE) or data_mirror(book)  # as the kernels see it
+    roots["mirror"] = _status(Path(mirror)) if mirror and Path(mirror).is_dir() else []
     settings = {k: v for k, v in os.environ.items()
                 if k.startswith("DLBOOK_") or k == "CUDA_VISIBLE_DEVICES"}
     return _digest({"roots": roots, "settings": settings, "builder": builder,
@@ -69,7 +70,7 @@ def sources_digest(book: Path, builder: str, profile: str) -> str:
 
 
 def manifest_digest(book: Path) -> str:
-    path = book / MANIFEST
+    path = manifest_path(book / DEFAULT_CACHE)
     try:
         stat = path.stat()
     except OSError:

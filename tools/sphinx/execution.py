@@ -24,6 +24,7 @@ from sphinx.environment import BuildEnvironment
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
+from tools.core.files import DEFAULT_CACHE
 from tools.execution.manifest import Entry, load_manifest
 
 logger = logging.getLogger(__name__)
@@ -42,10 +43,10 @@ class ExecutionReportDirective(SphinxDirective):
         return [execution_report()]
 
 
-def _cache_dir(app: Sphinx) -> Path:
-    config = getattr(app.env, "mystnb_config", None)
-    path = getattr(config, "execution_cache_path", "") or "_build/.jupyter_cache"
-    path = Path(path)
+def _cache_dir(app: Sphinx, configured: str | None) -> Path:
+    """The execution cache folder: as configured (``execute.cache_path``), or the
+    default, relative to the book."""
+    path = Path(configured or DEFAULT_CACHE)
     return path if path.is_absolute() else Path(app.srcdir) / path
 
 
@@ -53,7 +54,9 @@ def manifest_entries(app: Sphinx) -> dict[str, Entry]:
     """The manifest's entries keyed by docname (read once per build)."""
     cached = getattr(app, "_dlbook_entries", None)
     if cached is None:
-        manifest = load_manifest(_cache_dir(app))
+        configured = getattr(getattr(app.env, "mystnb_config", None),
+                             "execution_cache_path", None)
+        manifest = load_manifest(_cache_dir(app, configured))
         cached = {}
         for name, entry in manifest.entries.items():
             docname = app.env.path2doc(str(Path(app.srcdir) / name))
@@ -221,8 +224,7 @@ SMOKE_BANNER = ("Outputs on this site come from the smoke profile: shortened run
 def announce_smoke(app: Sphinx, config) -> None:
     """Say in the site's banner when any page's outputs come from the smoke profile
     (unless ``_config.yml`` sets its own announcement)."""
-    cache = Path(getattr(config, "nb_execution_cache_path", "") or "_build/.jupyter_cache")
-    cache = cache if cache.is_absolute() else Path(app.srcdir) / cache
+    cache = _cache_dir(app, getattr(config, "nb_execution_cache_path", None))
     profiles = {entry.profile for entry in load_manifest(cache).entries.values()}
     options = dict(getattr(config, "html_theme_options", None) or {})
     if "smoke" in profiles and not options.get("announcement"):
