@@ -7,7 +7,9 @@ Each book is built in a throw-away copy (``python -m tools html --profile smoke`
 
 - **no change**: the same build again;
 - **prose edit**: one sentence of one page changed;
-- **code edit**: one code cell of one page changed (that notebook re-executes).
+- **code edit**: one code cell of one page changed (that notebook re-executes);
+- **live prose edit**: with ``python -m tools live`` serving the book, the time from saving
+  one prose edit to the server saying the new site is published (median of three saves).
 
 Each time is printed with its ratio to the cold build. For the real book, "cold" keeps
 the execution cache of this checkout (``_build/.jupyter_cache``, copied) and starts
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,6 +53,41 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
+def published_after(log: Path, count: int, timeout: float = 600) -> None:
+    """Wait until the live server's log says "published" more than ``count`` times."""
+    deadline = time.monotonic() + timeout
+    while log.read_text().count("live: published") <= count:
+        if "build failed" in log.read_text() or time.monotonic() > deadline:
+            raise SystemExit(f"live build failed or timed out:\n{log.read_text()[-3000:]}")
+        time.sleep(0.02)
+
+
+def live_prose_edit(book: Path, page: Path, old: str, new: str) -> float:
+    """Median seconds from a saved prose edit to the live server publishing it."""
+    log = book.parent / "live.log"
+    with log.open("w") as stream:
+        server = subprocess.Popen([sys.executable, "-m", "tools", "live", "--port", "0",
+                                   "--profile", "smoke", "--book", str(book)], cwd=REPO,
+                                  stdout=stream, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 600
+        while "live: serving" not in log.read_text():
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"live did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        times = []
+        for here, there in ((old, new), (new, old)) * 2:
+            count = log.read_text().count("live: published")
+            start = time.monotonic()
+            edit(page, here, there)
+            published_after(log, count)
+            times.append(time.monotonic() - start)
+        return statistics.median(times[1:])  # the first warms the fork server
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+
+
 def measure(name: str, book: Path, prose: tuple[Path, str, str],
             code: tuple[Path, str, str]) -> None:
     cold = html(book)
@@ -58,9 +96,12 @@ def measure(name: str, book: Path, prose: tuple[Path, str, str],
     prose_time = html(book)
     edit(*code)
     code_time = html(book)
+    page, old, new = prose
+    live = live_prose_edit(book, page, new, old)
     print(f"{name}: cold {cold:.1f} s; no change {same:.1f} s ({same / cold:.2f}); "
           f"prose edit {prose_time:.1f} s ({prose_time / cold:.2f}); "
-          f"code edit {code_time:.1f} s ({code_time / cold:.2f})", flush=True)
+          f"code edit {code_time:.1f} s ({code_time / cold:.2f}); "
+          f"live prose edit {live:.1f} s ({live / cold:.2f})", flush=True)
 
 
 def real_book(root: Path) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from tools.core.interrupts import interruptible
-from tools.core.problems import say
-from tools.render.build import Build, run_build
+from tools.render.build import Build, build_until_interrupted
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,9 +15,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     builder = "pdflatex" if args.command == "pdf" else "html"
-    try:
-        with interruptible():
-            return run_build(Build(args.book, builder, args.profile))
-    except KeyboardInterrupt:
-        say(f"{args.command}: interrupted; the site and the PDF are left as they were")
-        return 130
+    return build_until_interrupted(Build(args.book, builder, args.profile))

@@ -21,6 +21,7 @@ from myst_parser.config.main import MdParserConfig
 
 from tools.core.files import DEFAULT_CACHE, read_source
 from tools.core.problems import Problem, ProblemError, yaml_error_location
+from tools.core.yamlio import read_yaml
 
 CONFIG = "_config.yml"
 
@@ -49,7 +50,7 @@ def read_config(book: Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        data = yaml.safe_load(read_source(path))
+        _, data = read_yaml(path)
     except ProblemError as err:
         raise ConfigError(err.problems) from None
     except yaml.YAMLError as err:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from IPython.core.inputtransformer2 import TransformerManager
 
+from tools.core.memo import FileMemo
 from tools.core.notebook import Cell, Notebook, NotebookError, read_notebook
 from tools.core.problems import Problem
 
@@ -71,21 +72,24 @@ def cell_syntax_error(nb: Notebook, cell: Cell) -> Problem | None:
     return None
 
 
-def syntax_problems(paths: list[Path]) -> list[Problem]:
-    """Syntax errors in the code cells of the notebooks among ``paths``."""
+def file_syntax_problems(path: Path) -> list[Problem]:
+    """Syntax errors in the code cells of one page (none if it is not a notebook)."""
+    try:
+        nb = read_notebook(path)
+    except NotebookError as err:
+        return list(err.problems)
+    if not nb.is_notebook:
+        return []
+    return [problem for cell in nb.code_cells
+            if (problem := cell_syntax_error(nb, cell)) is not None]
+
+
+def syntax_problems(paths: list[Path], memo: FileMemo | None = None) -> list[Problem]:
+    """Syntax errors in the code cells of the notebooks among ``paths``; with ``memo``,
+    a page whose file has not changed since it was last checked is not read again."""
     problems = []
     for path in paths:
-        if path.suffix != ".md":
-            continue
-        try:
-            nb = read_notebook(path)
-        except NotebookError as err:
-            problems += err.problems
-            continue
-        if not nb.is_notebook:
-            continue
-        for cell in nb.code_cells:
-            problem = cell_syntax_error(nb, cell)
-            if problem:
-                problems.append(problem)
+        if path.suffix == ".md":
+            problems += memo.value(path, file_syntax_problems) if memo is not None \
+                else file_syntax_problems(path)
     return problems

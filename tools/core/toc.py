@@ -19,8 +19,8 @@ import yaml
 from sphinx_external_toc.api import FileItem, SiteMap
 from sphinx_external_toc.parsing import MalformedError, parse_toc_data
 
-from tools.core.files import read_source
 from tools.core.problems import Problem, ProblemError, yaml_error_location
+from tools.core.yamlio import read_yaml
 
 TOC = "_toc.yml"
 SUFFIXES = (".md", ".ipynb")
@@ -112,13 +112,11 @@ def _error_line(node: yaml.Node, message: str) -> int:
 def _compose(toc: Path) -> tuple[yaml.Node, object]:
     """The YAML nodes (for lines) and the data (for sphinx-external-toc) of the TOC."""
     try:
-        text = read_source(toc)
+        return read_yaml(toc)
     except OSError as err:
         raise TocError.at(toc, 1, "table of contents not found") from err
     except ProblemError as err:
         raise TocError(err.problems) from None
-    try:
-        return yaml.compose(text), yaml.safe_load(text)
     except yaml.YAMLError as err:
         line, _, problem = yaml_error_location(err)
         raise TocError.at(toc, line, f"malformed YAML: {problem}") from err

@@ -26,6 +26,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 from tools.core.files import write_atomic
+from tools.core.memo import file_status as status_of
+from tools.core.memo import settings_digest
 
 MEMO_NAME = "dlbook-plan.json"
 FORMAT = 1
@@ -43,8 +45,7 @@ class Reading:
 
 
 def file_status(path: Path) -> list[int]:
-    stat = path.stat()
-    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+    return list(status_of(path))  # a list, as JSON gives it back
 
 
 def library_bytes_digest(root: Path) -> str:
@@ -57,23 +58,10 @@ def library_bytes_digest(root: Path) -> str:
     return digest.hexdigest()
 
 
-def _canonical(value):
-    """A JSON-ready copy of a settings value in which no order depends on the process
-    (a set prints in hash order, which differs from one process to the next)."""
-    if isinstance(value, (set, frozenset)):
-        return sorted(_canonical(item) for item in value)
-    if isinstance(value, dict):
-        return {str(key): _canonical(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_canonical(item) for item in value]
-    return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
-
-
 def context_digest(library_root: Path, settings) -> str:
     """The context of the module docstring, as one digest."""
-    configs = [_canonical(vars(config)) for config in (settings.md_config, settings.nb_config)]
     text = json.dumps([FORMAT, version("jupyter-cache"), library_bytes_digest(library_root),
-                       configs], sort_keys=True)
+                       settings_digest(settings.md_config, settings.nb_config)])
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from jupytext.myst import get_parser
 
 from tools.core.files import read_source, write_atomic
+from tools.core.memo import FileMemo, Memo, digest_of
 from tools.core.notebook import Notebook, NotebookError, parse_text
 from tools.core.problems import Problem, ProblemError, say
 from tools.core.toc import TocError, toc_sources
@@ -81,31 +82,41 @@ def _relative(book: Path, path: Path) -> str:
         return path.resolve().relative_to(book.resolve()).as_posix()
 
 
+def read_page(path: Path, rel: str, index: int) -> tuple[list, list[Problem], str | None]:
+    """The saved blocks of one page, its problems, and its title if it is a chapter's
+    index page (``rel``: its path in the book; ``index``: its place in the TOC)."""
+    try:
+        text = read_source(path)
+    except ProblemError as err:
+        return [], list(err.problems), None
+    is_index = path.name == "index.md" and rel.startswith("chapters/")
+    if MARK not in text and not is_index:
+        return [], [], None
+    try:
+        nb = parse_text(text, path)
+    except NotebookError as err:
+        return [], list(err.problems), None
+    label, title = page_heading(nb)
+    if MARK not in text:
+        return [], [], title
+    found, trouble = saved_blocks(nb, Section(path, rel, index, label, title))
+    return found, trouble, title if is_index else None
+
+
 def collect(book: Path) -> tuple[list, dict[str, str]]:
-    """The saved blocks of the book in order, and the chapter titles by folder."""
+    """The saved blocks of the book in order, and the chapter titles by folder. A page
+    whose file and place in the TOC are as when it was last read is not read again."""
     blocks, problems, titles = [], [], {}
+    memo = FileMemo(book, "library")
     for index, path in enumerate(library_sources(book)):
-        try:
-            text = read_source(path)
-        except ProblemError as err:
-            problems += err.problems
-            continue
         rel = _relative(book, path)
-        is_index = path.name == "index.md" and rel.startswith("chapters/")
-        if MARK not in text and not is_index:
-            continue
-        try:
-            nb = parse_text(text, path)
-        except NotebookError as err:
-            problems += err.problems
-            continue
-        label, title = page_heading(nb)
-        if is_index:
+        found, trouble, title = memo.value(path, lambda p, r=rel, i=index: read_page(p, r, i),
+                                           extra=(rel, index))
+        if title is not None:
             titles[rel.rsplit("/", 1)[0]] = title
-        if MARK in text:
-            found, trouble = saved_blocks(nb, Section(path, rel, index, label, title))
-            blocks += found
-            problems += trouble
+        blocks += found
+        problems += trouble
+    memo.save()
     if problems:
         raise ExtractError(problems)
     return blocks, titles
@@ -133,9 +144,27 @@ def handwritten_modules(book: Path) -> frozenset[str]:
 
 
 def generate(book: Path) -> tuple[Library, dict[str, str]]:
-    """The library and the text of every generated file, by path relative to ``book``."""
+    """The library and the text of every generated file, by path relative to ``book``.
+
+    What it generates depends only on the saved blocks, the chapter titles, the modules
+    written by hand and the version, so it is remembered under a digest of them."""
     blocks, titles = collect(book)
-    library, problems = resolve(blocks, handwritten_modules(book))
+    handwritten = handwritten_modules(book)
+    inputs = (blocks, titles, tuple(sorted(handwritten)), project_version(book))
+    memo = Memo(book, "library-files")
+    check = digest_of(inputs)
+    hit, remembered = memo.get("generated", check)
+    if hit:
+        return remembered
+    library, files = _generate(book, *inputs)
+    memo.put("generated", check, (library, files))
+    memo.save()
+    return library, files
+
+
+def _generate(book: Path, blocks: list, titles: dict[str, str], handwritten: tuple[str, ...],
+              version: str) -> tuple[Library, dict[str, str]]:
+    library, problems = resolve(blocks, frozenset(handwritten))
     if problems:
         raise ExtractError(in_book_order(problems, blocks))
     files: dict[str, str] = {}
@@ -145,7 +174,7 @@ def generate(book: Path) -> tuple[Library, dict[str, str]]:
         problems += trouble
     if problems:
         raise ExtractError(in_book_order(problems, blocks))
-    files[f"{PACKAGE}/__init__.py"] = render_init(library, project_version(book))
+    files[f"{PACKAGE}/__init__.py"] = render_init(library, version)
     files[API_PAGE] = render_api(library, titles)
     try:  # one ruff pass lays out the imports of every module
         files = sort_imports(files)

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.core.memo import FileMemo
 from tools.library.names import Chain, add_to_class_target, attribute_chain, first_line, uses
 
 PREAMBLE = "<module>"
@@ -220,14 +221,20 @@ def module_name(root: Path, path: Path, package: str) -> tuple[str, bool]:
 
 
 def read_library(root: Path, package: str = "dlbook") -> Library:
-    """Parse every ``*.py`` file under the package folder ``root`` (may not exist)."""
+    """Parse every ``*.py`` file under the package folder ``root`` (may not exist); a
+    module whose file has not changed since it was last parsed is not parsed again (the
+    memo lives in the book's build folder, ``root``'s parent)."""
     modules: dict[str, Module] = {}
     if root.is_dir():
+        memo = FileMemo(root.parent, "library-graph", package)
         for path in sorted(root.rglob("*.py")):
             if "__pycache__" in path.parts:
                 continue
             name, is_package = module_name(root, path, package)
-            modules[name] = parse_module(name, path.read_text(encoding="utf-8"), package,
-                                         is_package)
+            modules[name] = memo.value(
+                path, lambda p, n=name, i=is_package: parse_module(
+                    n, p.read_text(encoding="utf-8"), package, i),
+                extra=(name, is_package))
+        memo.save()
     modules.setdefault(package, Module(package))
     return Library(package, modules)

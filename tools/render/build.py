@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.core.interrupts import interruptible
 from tools.core.lock import BuildLocked, build_lock
 from tools.core.problems import Problem, ProblemError, say
 from tools.render import inputs
@@ -58,6 +58,7 @@ class Build:
 
 def precheck(book: Path) -> list[Problem]:
     """Problems found before anything runs: the configuration, the TOC, code-cell syntax."""
+    from tools.core.memo import FileMemo
     from tools.core.mystnb import ConfigError, read_config
     from tools.core.python import syntax_problems
     from tools.core.toc import TocError, toc_sources
@@ -67,26 +68,53 @@ def precheck(book: Path) -> list[Problem]:
         sources = toc_sources(book)
     except (ConfigError, TocError) as err:
         return list(err.problems)
-    return syntax_problems(sources)
+    memo = FileMemo(book, "syntax")
+    problems = syntax_problems(sources, memo)
+    memo.save()
+    return problems
 
 
-def jupyter_book_command(build: Build) -> list[str]:
-    executable = Path(sys.executable).with_name("jupyter-book")
-    return [str(executable), "build", str(build.book), "--path-output", str(build.work),
+def jupyter_book_arguments(build: Build) -> list[str]:
+    return ["build", str(build.book), "--path-output", str(build.work),
             "--builder", build.builder, "--warningiserror", "--keep-going"]
 
 
-def run_streaming(command: list[str], cwd: Path, env: dict) -> tuple[int, list[str]]:
-    """Run ``command``, echo its output, and return its exit code and problem lines."""
+def render(build: Build, env: dict[str, str]) -> tuple[int, list[str]]:
+    """Run Jupyter Book on ``build`` in this process; its exit status and the problem
+    lines of its output (which is echoed as it comes)."""
+    from tools.render.jupyterbook import book_process, jupyter_book, scanned_output
+
     problems: list[str] = []
-    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            plain = ANSI.sub("", line).rstrip()
-            if any(marker in plain for marker in PROBLEM_MARKERS):
-                problems.append(plain)
-    return proc.returncode, problems
+
+    def scan(line: str) -> None:
+        plain = ANSI.sub("", line).rstrip()
+        if any(marker in plain for marker in PROBLEM_MARKERS):
+            problems.append(plain)
+
+    with scanned_output(scan), book_process(build.book, env):
+        code = jupyter_book(jupyter_book_arguments(build))
+    return code, problems
+
+
+def stage_copy(produced: Path, previous: Path, staging: Path) -> None:
+    """Make ``staging`` a copy of ``produced``. A file the last published output
+    (``previous``) holds in the same version (published files are copies that keep the
+    size and modification time of what was produced) is hard-linked from there instead
+    of copied, so an edit that rewrote three pages copies three pages. Published files
+    are never written to afterwards, only replaced or removed, so the link is safe."""
+    for folder, _, names in os.walk(produced):
+        rel = Path(folder).relative_to(produced)
+        (staging / rel).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            source, target, old = Path(folder, name), staging / rel / name, previous / rel / name
+            try:
+                now, then = source.stat(), old.stat()
+                if (now.st_size, now.st_mtime_ns) == (then.st_size, then.st_mtime_ns):
+                    os.link(old, target)
+                    continue
+            except OSError:
+                pass  # not published before, or no links on this file system: copy
+            shutil.copy2(source, target)
 
 
 def publish(produced: Path, output: Path, landmark: str) -> None:
@@ -97,7 +125,7 @@ def publish(produced: Path, output: Path, landmark: str) -> None:
     retired = output.with_name(f"{output.name}.old-{os.getpid()}")
     for leftover in (staging, retired):
         shutil.rmtree(leftover, ignore_errors=True)
-    shutil.copytree(produced, staging)
+    stage_copy(produced, output, staging)
     if not (staging / landmark).is_file():
         shutil.rmtree(staging, ignore_errors=True)
         raise ProblemError.at(produced / landmark, 1, "the build produced no such file; "
@@ -133,6 +161,17 @@ def run_build(build: Build) -> int:
         return 1
 
 
+def build_until_interrupted(build: Build) -> int:
+    """:func:`run_build`, stopped cleanly by Ctrl-C or SIGTERM (exit status 130)."""
+    try:
+        with interruptible():
+            return run_build(build)
+    except KeyboardInterrupt:
+        command = "html" if build.builder == "html" else "pdf"
+        say(f"{command}: interrupted; the site and the PDF are left as they were")
+        return 130
+
+
 def _checked_render_publish(build: Build) -> int:
     from tools.execution.engine import execute_book
     from tools.execution.kernel_env import kernel_environment
@@ -163,7 +202,7 @@ def _checked_render_publish(build: Build) -> int:
         shutil.rmtree(build.produced, ignore_errors=True)  # latexmk keeps stale state
         (build.work / FAILED_LATEX).unlink()
     env = kernel_environment(book)
-    code, lines = run_streaming(jupyter_book_command(build), book, env)
+    code, lines = render(build, env)
     if code == 0 and build.builder == "pdflatex" and not (build.produced / "book.pdf").is_file():
         code, lines = 1, lines + [f"{build.produced / 'book.pdf'}: no PDF was produced"]
     if code != 0:

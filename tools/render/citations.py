@@ -15,6 +15,8 @@ from pybtex.backends.plaintext import Backend
 from pybtex.database import BibliographyData, Entry, Person, parse_file
 from pybtex.richtext import Text
 
+from tools.core.memo import FileMemo
+
 PLAIN = Backend()  # pybtex's text backend (render_as() would look it up on every call)
 
 
@@ -40,11 +42,19 @@ def author_year(entry: Entry) -> tuple[str, str]:
     return _who(entry), entry.fields.get("year", "n.d.")
 
 
-def read_bibliography(files: list[Path]) -> dict[str, tuple[str, str]]:
-    """(authors, year) of every entry of the BibTeX ``files`` that exist, by key."""
+def read_bibfile(path: Path) -> dict[str, tuple[str, str]]:
+    """(authors, year) of every entry of one BibTeX file, by key."""
+    data: BibliographyData = parse_file(str(path), "bibtex")
+    return {key: author_year(entry) for key, entry in data.entries.items()}
+
+
+def read_bibliography(files: list[Path], memo: FileMemo | None = None
+                      ) -> dict[str, tuple[str, str]]:
+    """(authors, year) of every entry of the BibTeX ``files`` that exist, by key; with
+    ``memo``, a file that has not changed since it was last read is not read again."""
     found: dict[str, tuple[str, str]] = {}
     for path in files:
         if path.is_file():
-            data: BibliographyData = parse_file(str(path), "bibtex")
-            found.update({key: author_year(entry) for key, entry in data.entries.items()})
+            found.update(memo.value(path, read_bibfile) if memo is not None
+                         else read_bibfile(path))
     return found

@@ -2,9 +2,11 @@
 
 Each rebuild is ``python -m tools html`` (:func:`tools.render.build.run_build`): the
 library, the executor (only notebooks whose key changed run again) and Sphinx, published
-into ``_build/html`` only when the build succeeds. The server sends the files of
-``_build/html`` with sphinx-autobuild's script added to every HTML page; the script keeps
-a websocket open and reloads the page when the server says a new site is published.
+into ``_build/html`` only when the build succeeds. It runs in a process forked from a
+warm one (:class:`tools.render.warm.WarmBuilder`), so it starts with everything imported.
+The server sends the files of ``_build/html`` with sphinx-autobuild's script added to
+every HTML page; the script keeps a websocket open and reloads the page when the server
+says a new site is published.
 
 What is watched (:class:`Sources`): ``_toc.yml``, ``_config.yml``, and the pages, images
 and bibliography in the folders the TOC and ``_config.yml`` name when the server starts
@@ -19,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import subprocess
-import sys
 import webbrowser
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -35,11 +35,11 @@ from starlette.routing import Mount, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tools.core.files import PROJECT_ROOT
 from tools.core.interrupts import interruptible
 from tools.core.mystnb import ConfigError, read_config
 from tools.core.problems import ProblemError, say
 from tools.core.toc import toc_sources
+from tools.render.warm import WarmBuilder
 
 ROOT_FILES = ("_toc.yml", "_config.yml")
 SOURCE_FOLDERS = ("chapters", "book")  # watched even while the TOC cannot be read
@@ -92,11 +92,6 @@ def book_sources(book: Path) -> Sources:
     return Sources(book, tuple(folders), root_files)
 
 
-def build_command(book: Path, profile: str) -> list[str]:
-    """One rebuild: exactly what ``make html`` runs."""
-    return [sys.executable, "-m", "tools", "html", "--book", str(book), "--profile", profile]
-
-
 def shown(book: Path, paths: Iterable[Path]) -> str:
     names = sorted({path.relative_to(book).as_posix() for path in paths})
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
@@ -112,7 +107,7 @@ class LiveBook:
     open_browser: bool = False
     changes: asyncio.Queue = field(default_factory=asyncio.Queue)
     pages: set = field(default_factory=set)  # their reload websockets
-    build: asyncio.subprocess.Process | None = None
+    warm: WarmBuilder | None = None
 
     async def watch(self, sources: Sources, folders: list[Path], recursive: bool) -> None:
         async for batch in watchfiles.awatch(
@@ -121,13 +116,9 @@ class LiveBook:
             await self.changes.put({Path(path) for _change, path in batch})
 
     async def rebuild(self) -> int:
-        self.build = await asyncio.create_subprocess_exec(
-            *build_command(self.book, self.profile), cwd=PROJECT_ROOT,
-            stdin=subprocess.DEVNULL)
-        try:
-            return await self.build.wait()
-        finally:
-            self.build = None
+        if self.warm is None:
+            self.warm = await asyncio.to_thread(WarmBuilder, self.book)
+        return await self.warm.run(self.profile)
 
     async def builder(self) -> None:
         """The first build, then one build per batch of saves, one at a time."""
@@ -186,16 +177,8 @@ class LiveBook:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def stop_build(self) -> None:
-        """Stop a running build: it leaves the site and the cache as they were."""
-        build = self.build
-        if build is None or build.returncode is not None:
-            return
-        build.terminate()  # `tools html` turns SIGTERM into a clean interrupt
-        try:
-            await asyncio.wait_for(build.wait(), timeout=60)
-        except asyncio.TimeoutError:
-            build.kill()
-            await build.wait()
+        if self.warm is not None:
+            await self.warm.stop()
 
 
 def live_app(live: LiveBook, host: str, port: int) -> Starlette:

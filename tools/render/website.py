@@ -37,6 +37,7 @@ from myst_parser.config.main import MdParserConfig
 
 from tools.core.files import read_source
 from tools.core.markdown import NOT_MARKDOWN, directive_name, markdown_parser, split_options
+from tools.core.memo import FileMemo, settings_digest
 from tools.core.mystnb import CONFIG, book_settings, read_config, sphinx_config
 from tools.core.toc import TOC, read_toc, reading_order
 from tools.render.citations import read_bibliography
@@ -350,15 +351,18 @@ def _strip_suffix(name: str) -> str:
     return name
 
 
-def _read_docs(book: Path, parser) -> tuple[dict[str, _Doc], list[str]]:
-    """Every page of the TOC scanned, with its toctrees appended where Sphinx puts them
+def _read_docs(book: Path, parser, memo: FileMemo) -> tuple[dict[str, _Doc], list[str]]:
+    """Every page of the TOC scanned (a page whose file has not changed since it was last
+    scanned is taken from ``memo``), with its toctrees appended where Sphinx puts them
     (docnames without suffix, as Sphinx names them), and the pages in reading order."""
     toc = read_toc(book)  # a TOC problem names its line
     paths = {_strip_suffix(e.name): e.path for e in toc.entries}
     site_map = toc.site_map
     raw = reading_order(site_map)
     order = [_strip_suffix(name) for name in raw]
-    docs = {name: _scan_page(parser, name, paths.get(name)) for name in order}
+    docs = {name: _scan_page(parser, name, None) if paths.get(name) is None else
+            memo.value(paths[name], lambda path, n=name: _scan_page(parser, n, path), extra=name)
+            for name in order}
     for key, name in zip(raw, order, strict=True):
         trees = [_Toctree([_strip_suffix(str(i)) for i in tree.items if not hasattr(i, "url")],
                           0 if not tree.numbered else
@@ -401,7 +405,8 @@ def build_website(book: Path) -> Website:
     md_config = book_settings(book).md_config
     blocks = markdown_parser(md_config)  # block structure only: inline text is not needed
     blocks.disable(["inline", "linkify", "text_join"], ignoreInvalid=True)
-    docs, order = _read_docs(book, blocks)
+    memo = FileMemo(book, "website", settings_digest(md_config))
+    docs, order = _read_docs(book, blocks, memo)
     _SectionNumbers(docs).run(order)
     if config.get("numfig") and config.get("math_numfig", True):
         _FigureNumbers(docs, int(config.get("numfig_secnum_depth", 1))).doc(order[0], ())
@@ -409,17 +414,19 @@ def build_website(book: Path) -> Website:
         _number_equations_per_page(docs)
     pages, labels, equations = _targets(docs)
     bibfiles = [book / f for f in config.get("bibtex_bibfiles") or []]
-    return Website(
+    site = Website(
         book=book,
         base_url=str(config.get("html_baseurl") or ""),
         md_config=md_config,
         pages=pages,
         labels=labels,
         equations=equations,
-        citations=read_bibliography(bibfiles),
+        citations=read_bibliography(bibfiles, memo),
         bibliography=next((n for n in order if docs[n].bibliography), None),
         eqref_format=str(config.get("math_eqref_format") or "({number})"),
     )
+    memo.save()
+    return site
 
 
 _BUILT: dict[Path, tuple[tuple, Website]] = {}
