@@ -213,3 +213,21 @@ def test_the_scanner_sees_python_and_child_process_output_and_restores_the_strea
                                                 "from a child"]
     out = capfd.readouterr().out
     assert "from a child" in out and "after" in out
+
+
+def test_page_templates_are_compiled_once_into_the_memo_folder(tmp_path: Path):
+    from types import SimpleNamespace
+
+    from jinja2 import DictLoader, Environment
+
+    from tools.sphinx.templates import _cache_templates
+
+    environment = Environment(loader=DictLoader({"page.html": "{{ title }}!"}))
+    app = SimpleNamespace(srcdir=str(tmp_path),
+                          builder=SimpleNamespace(templates=SimpleNamespace(
+                              environment=environment)))
+    _cache_templates(app)
+    assert environment.get_template("page.html").render(title="Hi") == "Hi!"
+    assert list((tmp_path / "_build" / ".memo" / "jinja").iterdir())  # compiled, kept
+    latex = SimpleNamespace(srcdir=str(tmp_path), builder=SimpleNamespace())
+    _cache_templates(latex)  # no templates: nothing to do, no error
