@@ -83,6 +83,18 @@ from dlbook.ch08_modern_cnn import (
     transition_block,
     vgg_block,
 )
+from dlbook.ch09_rnn import (
+    RNN,
+    RNNLM,
+    TIME_MACHINE_FILE,
+    RNNLMScratch,
+    RNNScratch,
+    TimeMachine,
+    Vocab,
+    check_len,
+    check_shape,
+    make_kjv_stand_in,
+)
 
 __version__ = "0.1.0"
 __all__ = [
@@ -165,4 +177,14 @@ __all__ = [
     "design_space_errors",
     "RegNetX32",
     "group_norm",
+    "TIME_MACHINE_FILE",
+    "make_kjv_stand_in",
+    "TimeMachine",
+    "Vocab",
+    "RNNScratch",
+    "check_len",
+    "check_shape",
+    "RNNLMScratch",
+    "RNN",
+    "RNNLM",
 ]
