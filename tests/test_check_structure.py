@@ -195,3 +195,16 @@ def test_toc_structure_errors_name_their_line(tmp_path):
     write(book, "_toc.yml", toc.replace("root: index\n", ""))
     assert problems(book)[0].startswith("_toc.yml:") and "'root' key not found" in \
         problems(book)[0]
+
+
+def test_an_option_continued_on_an_indented_line_is_refused(tmp_path):
+    """MyST reads `:key: value` options one line each: an indented continuation ends
+    them, so the `:name:` below it would silently become content."""
+    body = (":::{note}\n:class: a long value\n  continued here\n:name: note-x\nText.\n:::\n\n"
+            ":::{note}\n---\nclass: a long value\n  continued in YAML\nname: note-y\n---\n"
+            "Text.\n:::\n")
+    found, text = broken(tmp_path, section(body))
+    line = line_of(text, "  continued here")
+    assert found == [f"{SECTION}:{line}: {{note}}: this indented line ends the `:key:` "
+                     "options (MyST reads it, and any option after it, as content); write "
+                     "long option values in a `---` YAML block instead"]

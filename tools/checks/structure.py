@@ -178,3 +178,19 @@ def toc_sync_problems(book: Path, shown: Path, entries: list[TocEntry],
                     "not in _toc.yml: add it under its chapter (`make new-section` does), "
                     "or delete it")
             for path in chapter_files(book, exclude) if path.resolve() not in listed]
+
+
+def option_continuation_problems(page: Page) -> list[Problem]:
+    """A ``:key: value`` option continued on an indented line: MyST ends the options
+    there and reads the rest (later options included) as the directive's content."""
+    found = []
+    for item, directive in page.directives():
+        lines = item.token.content.split("\n")
+        used = directive.body_line - item.line - 1
+        if 0 < used < len(lines) and lines[used][:1] in (" ", "\t") and lines[used].strip():
+            found.append(Problem(page.path, directive.body_line,
+                                 f"{{{directive.name}}}: this indented line ends the "
+                                 "`:key:` options (MyST reads it, and any option after it, "
+                                 "as content); write long option values in a `---` YAML "
+                                 "block instead"))
+    return found

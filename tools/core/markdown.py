@@ -42,7 +42,8 @@ def directive_name(token: Token) -> tuple[str, str] | None:
 
 def split_options(content: str) -> tuple[dict, int]:
     """A directive's options (``:key: value`` lines or a ``---`` YAML block) and the
-    number of content lines they take."""
+    number of content lines they take. As in MyST, a ``:key:`` option is one line: an
+    indented line after it ends the options and starts the content."""
     lines = content.split("\n")
     if lines and lines[0].strip() == "---":
         end = next((i for i, line in enumerate(lines[1:], 1) if line.strip() == "---"), None)
@@ -53,16 +54,12 @@ def split_options(content: str) -> tuple[dict, int]:
                 data = {}
             return (data if isinstance(data, dict) else {}), end + 1
     options: dict = {}
-    used, key = 0, None
-    for line in lines:
+    used = 0
+    for line in lines:  # as MyST reads them: one `:key: value` per line, nothing more
         match = OPTION.match(line)
-        if match:
-            key = match.group(1)
-            options[key] = (match.group(2) or "").strip()
-        elif key is not None and line.startswith((" ", "\t")) and line.strip():
-            options[key] = f"{options[key]} {line.strip()}".strip()
-        else:
+        if not match:
             break
+        options[match.group(1)] = (match.group(2) or "").strip()
         used += 1
     return options, used
 
