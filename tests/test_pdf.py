@@ -48,6 +48,8 @@ def test_pdf_numbers_equations_and_keeps_vector_figures(fixture_pdf):
     figures = re.findall(r"\\sphinxincludegraphics(?:\[[^]]*\])?\{\{([^}]+)\}(\.\w+)\}", tex)
     assert figures, "no figure in the LaTeX source"
     assert {ext for _, ext in figures} == {".pdf"}, figures
+    assert any(name.endswith("arrow") for name, _ in figures), "the SVG figure is missing"
+    assert "from input to output" in text  # its caption: the SVG was converted, not dropped
 
 
 def test_pdf_has_bibliography_entry(fixture_pdf):

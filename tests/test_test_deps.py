@@ -120,10 +120,12 @@ def test_no_apt_get_names_the_packages_and_installs_nothing(tmp_path):
 
 
 @pytest.mark.parametrize(("system", "commands"), [
-    ("fedora", ["sudo dnf install texlive-xetex latexmk texlive-xindy poppler-utils chromium"]),
-    ("macos", ["brew install --cask mactex-no-gui", "brew install poppler",
-               "brew install --cask chromium"]),
-    ("other", ["TeX Live (xelatex, latexmk, xindy), poppler (pdftotext, pdfinfo), Chromium"]),
+    ("fedora", ["sudo dnf install texlive-xetex latexmk texlive-xindy librsvg2-tools "
+                "poppler-utils chromium"]),
+    ("macos", ["brew install --cask mactex-no-gui", "brew install librsvg",
+               "brew install poppler", "brew install --cask chromium"]),
+    ("other", ["TeX Live (xelatex, latexmk, xindy), librsvg (rsvg-convert), poppler "
+               "(pdftotext, pdfinfo), Chromium"]),
 ])
 def test_other_systems_get_their_install_commands(tmp_path, system, commands):
     bin_dir = tmp_path / "bin"

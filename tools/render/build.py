@@ -137,7 +137,7 @@ def publish(produced: Path, output: Path, landmark: str) -> None:
 
 
 def missing_tex() -> list[str]:
-    return [tool for tool in ("xelatex", "latexmk") if shutil.which(tool) is None]
+    return [tool for tool in ("xelatex", "latexmk", "rsvg-convert") if shutil.which(tool) is None]
 
 
 def run_build(build: Build) -> int:

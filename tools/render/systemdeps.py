@@ -47,6 +47,8 @@ TOOLS = (
          "make pdf and tests/test_pdf.py"),
     Tool(("latexmk",), "latexmk", "latexmk", MACTEX, "make pdf (Sphinx's LaTeX build)"),
     Tool(("xindy",), "xindy", "texlive-xindy", MACTEX, "make pdf (the index under xelatex)"),
+    Tool(("rsvg-convert",), "librsvg2-bin", "librsvg2-tools", "librsvg",
+         "make pdf (SVG figures converted to PDF)"),
     Tool(("pdftotext",), "poppler-utils", "poppler-utils", "poppler", "tests/test_pdf.py"),
     Tool(("pdfinfo",), "poppler-utils", "poppler-utils", "poppler", "tests/test_pdf.py"),
     Tool(("chromium", "chromium-browser"), "chromium", "chromium", "--cask chromium",
@@ -219,7 +221,8 @@ def advice(machine: Machine, outcome: Outcome, packages: list[str]) -> list[str]
                   for what in dict.fromkeys(tool.brew for tool in report.tools)]
     else:
         lines.append("install them with this system's package manager: TeX Live (xelatex, "
-                     "latexmk, xindy), poppler (pdftotext, pdfinfo), Chromium")
+                     "latexmk, xindy), librsvg (rsvg-convert), poppler (pdftotext, "
+                     "pdfinfo), Chromium")
     lines.append("each program must be on PATH under the name shown; the PDF also needs "
                  "the GNU FreeFont fonts (requirements/apt-pdf.txt is the Debian set)")
     return lines
