@@ -124,6 +124,22 @@ from dlbook.ch11_attention import (
     masked_softmax,
     show_heatmaps,
 )
+from dlbook.ch12_optimization import (
+    AIRFOIL_FILE,
+    annotate,
+    evaluate_ch11,
+    flat_loss_fn,
+    get_data_ch11,
+    hvp,
+    interpolate_params,
+    make_diabetes_stand_in,
+    record_loss_ch11,
+    show_trace_2d,
+    top_hessian_eig,
+    train_2d,
+    train_ch11,
+    train_concise_ch11,
+)
 
 __version__ = "0.1.0"
 __all__ = [
@@ -241,4 +257,18 @@ __all__ = [
     "AddNorm",
     "TransformerEncoderBlock",
     "TransformerEncoder",
+    "annotate",
+    "train_2d",
+    "show_trace_2d",
+    "AIRFOIL_FILE",
+    "make_diabetes_stand_in",
+    "get_data_ch11",
+    "evaluate_ch11",
+    "record_loss_ch11",
+    "train_ch11",
+    "train_concise_ch11",
+    "interpolate_params",
+    "flat_loss_fn",
+    "hvp",
+    "top_hessian_eig",
 ]
