@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_execute import CACHE, execute, make_book, stamps
 
-from tools.core.lock import build_lock
+from tools.core.lock import BuildLocked, build_lock, lock_path
 from tools.execution.manifest import load_manifest
 from tools.render.build import publish
 
@@ -61,6 +61,25 @@ def test_a_second_build_refuses_while_one_runs_and_runs_after(book: Path):
         holder.wait()
     code, ran, output = execute(book)  # the lock died with its process
     assert code == 0 and len(ran) == 3, output
+
+
+def test_a_lock_taken_a_moment_ago_is_named_once_its_holder_wrote_itself_in(tmp_path):
+    import fcntl
+    import threading
+
+    path = lock_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    holder = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # taken; its description not written yet
+        writer = threading.Timer(0.2, os.pwrite, (holder, b"tools html, process 1", 0))
+        writer.start()
+        with pytest.raises(BuildLocked, match=r"another build is running \(tools html, "
+                                              r"process 1\)"), build_lock(tmp_path, "execute"):
+            pass
+        writer.join()
+    finally:
+        os.close(holder)
 
 
 def test_the_lock_is_reentrant_in_one_process(book: Path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,17 @@ class BuildLocked(ProblemError):
 
 def lock_path(book: Path) -> Path:
     return book.resolve() / "_build" / LOCK_NAME
+
+
+def _holder(handle: int, tries: int = 20, pause: float = 0.05) -> str:
+    """What the lock file says of its holder. The holder writes it just after taking
+    the lock, so a file still empty is read again for up to a second."""
+    for _ in range(tries):
+        text = os.pread(handle, 200, 0).decode(errors="replace").strip()
+        if text:
+            return text
+        time.sleep(pause)
+    return "unknown"
 
 
 @contextlib.contextmanager
@@ -49,7 +61,7 @@ def build_lock(book: Path, what: str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(handle, 200, 0).decode(errors="replace").strip() or "unknown"
+            holder = _holder(handle)
             raise BuildLocked.at(path, 1, f"another build is running ({holder}); wait for it "
                                           "to finish, then run this again") from None
         os.ftruncate(handle, 0)
