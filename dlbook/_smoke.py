@@ -20,7 +20,16 @@ library's ``Trainer``, ``DataModule`` and ``Module`` classes when they are impor
   lazy layers are still unshaped, gets ``width`` times as many outputs in each hidden
   lazy layer. The layer that produces the classes (the model's last lazy layer, and any
   with ``num_classes`` outputs) keeps its size; a grouped convolution keeps as many groups
-  as still divide its channels.
+  as still divide its channels;
+- ``caps``: a mapping from parameter names to limits. Every ``dlbook`` function, and the
+  ``__init__`` of every ``dlbook`` class, with a parameter of that name gets at most the
+  limit for it (whole numbers only; other values pass unchanged). ``max_epochs`` caps
+  each ``num_epochs`` parameter the same way, for training functions that loop by hand.
+
+Python processes that a smoke kernel starts (a ``torch.multiprocessing`` spawn, a
+subprocess running ``sys.executable``) inherit ``DLBOOK_SMOKE`` and apply it too: the
+kernels' ``PYTHONPATH`` holds ``tools/execution/site``, whose ``sitecustomize`` calls
+:func:`install_from_path` at interpreter start.
 
 A reader's Jupyter or Colab never sets ``DLBOOK_SMOKE``, so nothing here runs there and the
 classes behave exactly as the chapters print them. Nothing in this module imports the
@@ -33,11 +42,12 @@ import copy
 import functools
 import importlib.abc
 import importlib.machinery
+import inspect
 import json
 import math
 import os
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch.nn.modules.lazy import LazyModuleMixin
@@ -57,6 +67,12 @@ class Settings:
     max_val: int | None = None
     image_size: int | None = None
     width: float = 1.0
+    caps: dict = field(default_factory=dict)
+
+    def limits(self) -> dict:
+        """Parameter name -> largest value, for the functions and constructors capped."""
+        limits = {"num_epochs": self.max_epochs} if self.max_epochs else {}
+        return {**limits, **self.caps}
 
 
 def parse(text: str) -> Settings:
@@ -229,16 +245,60 @@ def patch_module(cls, settings: Settings) -> None:
 
 PATCHES = {"Trainer": patch_trainer, "DataModule": patch_data_module,
            "Module": patch_module}
+CAPPED = "_dlbook_smoke_capped"  # marks functions (and constructors) already capped
+
+
+def cap_arguments(function, limits: dict):
+    """``function`` with each whole-number argument named in ``limits`` capped at its
+    limit (``function`` itself when it has no such parameter)."""
+    if getattr(function, CAPPED, False):
+        return function
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return function
+    named = {name: limit for name, limit in limits.items()
+             if name in signature.parameters and limit is not None}
+    if not named:
+        return function
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        for name, limit in named.items():
+            value = bound.arguments.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+                bound.arguments[name] = limit
+        return function(*bound.args, **bound.kwargs)
+
+    setattr(wrapper, CAPPED, True)
+    return wrapper
+
+
+def cap_namespace(module, limits: dict) -> None:
+    """Cap the arguments of the functions and constructors that ``module`` defines."""
+    for name, value in list(vars(module).items()):
+        if getattr(value, "__module__", None) != module.__name__:
+            continue
+        if isinstance(value, type) and "__init__" in value.__dict__:
+            value.__init__ = cap_arguments(value.__dict__["__init__"], limits)
+        elif inspect.isfunction(value):
+            setattr(module, name, cap_arguments(value, limits))
 
 
 def patch_namespace(module, settings: Settings) -> None:
-    """Patch the classes of ``PATCHES`` that a ``dlbook`` module defines (once each)."""
+    """Patch the classes of ``PATCHES`` that a ``dlbook`` module defines (once each), and
+    cap the arguments its functions and constructors accept."""
     for name, patch in PATCHES.items():
         cls = vars(module).get(name)
         if (isinstance(cls, type) and cls.__module__ == module.__name__
                 and not cls.__dict__.get(PATCHED)):
             patch(cls, settings)
             setattr(cls, PATCHED, True)
+    limits = settings.limits()
+    if limits:
+        cap_namespace(module, limits)
 
 
 class _PatchOnImport(importlib.abc.MetaPathFinder):
@@ -273,3 +333,9 @@ def install(settings: Settings | None = None) -> Settings | None:
             patch_namespace(module, settings)
     sys.meta_path.insert(0, _PatchOnImport(settings))
     return settings
+
+
+def install_from_path(environ=None) -> Settings | None:
+    """:func:`install` for a process started with ``DLBOOK_SMOKE`` set (called by the
+    ``sitecustomize`` of ``tools/execution/site``); a process without it is left alone."""
+    return install() if from_environment(environ) is not None else None

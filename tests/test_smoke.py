@@ -229,11 +229,65 @@ def test_front_matter_overrides_the_book_defaults():
     ({"width": 2}, "width must be a number in (0, 1]"),
     ({"width": True}, "width must be a number in (0, 1]"),
     ([1, 2], "expected a mapping"),
+    ({"caps": {"num_hiddens": 0}}, "caps must map parameter names to positive whole"),
+    ({"caps": {"num_hiddens": 2.5}}, "caps must map parameter names to positive whole"),
+    ({"caps": [64]}, "caps must map parameter names to positive whole"),
 ])
 def test_bad_front_matter_is_refused(declared, message):
     with pytest.raises(SmokeSettingsError, match=message.replace("(", r"\(")
                        .replace(")", r"\)").replace("[", r"\[")):
         smoke_settings(declared)
+
+
+def test_caps_are_validated_and_reach_the_settings():
+    settings = smoke_settings({"caps": {"num_hiddens": 64, "num_blks": 2}})
+    assert settings["caps"] == {"num_blks": 2, "num_hiddens": 64}
+    assert smoke_settings({"caps": None})["caps"] == {}
+    parsed = _smoke.parse(json.dumps(settings))
+    assert parsed.limits() == {"num_epochs": 10, "num_blks": 2, "num_hiddens": 64}
+
+
+# --- caps on the arguments of library functions and constructors --------------------------
+
+
+def _library_like_module():
+    """A module shaped like a generated dlbook module: a function and a class."""
+    import types
+
+    module = types.ModuleType("dlbook.fake_capped")
+    exec(
+        "def train(net, num_epochs=10, lr=0.1):\n"
+        "    return num_epochs, lr\n"
+        "class Model:\n"
+        "    def __init__(self, vocab_size, num_hiddens=256, name='m'):\n"
+        "        self.shape = (vocab_size, num_hiddens, name)\n"
+        "def untouched(x):\n"
+        "    return x\n", module.__dict__)
+    return module
+
+
+def test_caps_limit_named_arguments_of_functions_and_constructors():
+    module = _library_like_module()
+    untouched = module.untouched
+    _smoke.cap_namespace(module, _smoke.Settings(max_epochs=3,
+                                                 caps={"num_hiddens": 16}).limits())
+    assert module.train(None) == (3, 0.1)  # default above the cap
+    assert module.train(None, num_epochs=2) == (2, 0.1)  # small values stay
+    assert module.train(None, 50, lr=0.5) == (3, 0.5)  # positional, too
+    assert module.Model(100).shape == (100, 16, "m")
+    assert module.Model(100, num_hiddens=8).shape == (100, 8, "m")
+    assert module.Model(100, num_hiddens=2.5e3).shape == (100, 2.5e3, "m")  # not whole
+    assert module.untouched is untouched  # no capped parameter: not wrapped
+    once = module.train
+    _smoke.cap_namespace(module, {"num_epochs": 1})
+    assert module.train is once  # capped once only
+
+
+def test_no_caps_leave_functions_alone():
+    module = _library_like_module()
+    train = module.train
+    _smoke.cap_namespace(module, _smoke.Settings(max_epochs=None).limits())
+    assert module.train is train and module.train(None) == (10, 0.1)
 
 
 def test_unknown_reduction_in_the_environment_is_refused():
@@ -263,3 +317,24 @@ def test_kernel_start_up_patches_the_library_as_it_is_imported(tmp_path):
                             env=env, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "2"
+
+
+def test_processes_a_smoke_kernel_starts_are_reduced_too(tmp_path):
+    """The kernels' PYTHONPATH holds kernel_site: a child Python, started as a spawned
+    worker or a subprocess would be, applies the same caps; without DLBOOK_SMOKE, none."""
+    from tools.execution.kernel_env import kernel_environment, page_environment
+
+    env = kernel_environment(REPO, {k: v for k, v in os.environ.items()
+                                    if k != "PYTHONPATH"})
+    code = ("import sys, dlbook\n"
+            "print(dlbook.Trainer(max_epochs=9).max_epochs, "
+            "len(dlbook.TransformerEncoder(10, 32, 64, 4, num_blks=6, dropout=0).blks), "
+            "'dlbook_smoke' in sys.modules)\n")
+    settings = smoke_settings({"max_epochs": 2, "caps": {"num_blks": 2}})
+    for environment, expected in ((page_environment(env, settings), "2 2 True"),
+                                  (page_environment(env, None), "9 6 False")):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                text=True, env=environment, cwd=tmp_path, timeout=120,
+                                check=False)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == expected

@@ -28,6 +28,8 @@ from pathlib import Path
 from tools.core.files import PROJECT_ROOT
 
 PROFILES = ("full", "smoke")
+# On the kernels' PYTHONPATH: its sitecustomize applies DLBOOK_SMOKE in every process.
+KERNEL_SITE = Path(__file__).resolve().parent / "kernel_site"
 SMOKE_VARIABLE = "DLBOOK_SMOKE"
 
 # The smoke profile's reductions for every page; see dlbook/_smoke.py for what each does.
@@ -38,9 +40,10 @@ SMOKE_DEFAULTS = {
     "max_val": 1000,  # ... and of its validation split
     "image_size": None,  # largest side images are resized to (None: as written)
     "width": 1.0,  # factor on the outputs of a trained model's hidden lazy layers
+    "caps": {},  # parameter name -> largest value, for dlbook functions and constructors
 }
 _SMOKE_TYPES = {"max_epochs": int, "max_batches": int, "max_train": int, "max_val": int,
-                "image_size": int, "width": float}
+                "image_size": int, "width": float, "caps": dict}
 
 
 class SmokeSettingsError(ValueError):
@@ -59,6 +62,9 @@ def smoke_settings(declared) -> dict:
             raise SmokeSettingsError(
                 f"smoke: unknown key {key!r} (known: {', '.join(_SMOKE_TYPES)})")
         kind = _SMOKE_TYPES[key]
+        if kind is dict:
+            settings[key] = _caps(value)
+            continue
         ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
                                and value > 0 and (kind is float or float(value).is_integer()))
         if not ok or (key == "width" and value is not None and value > 1):
@@ -68,6 +74,19 @@ def smoke_settings(declared) -> dict:
     if settings["width"] is None:
         settings["width"] = 1.0
     return settings
+
+
+def _caps(value) -> dict:
+    """A validated ``caps`` mapping: parameter names to positive whole numbers."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+            isinstance(name, str) and name.isidentifier() and isinstance(limit, int)
+            and not isinstance(limit, bool) and limit > 0 for name, limit in value.items()):
+        raise SmokeSettingsError(
+            f"smoke: caps must map parameter names to positive whole numbers, "
+            f"such as {{num_hiddens: 64}}, not {value!r}")
+    return dict(sorted(value.items()))
 
 
 def page_environment(env: dict, settings: dict | None) -> dict:
@@ -98,16 +117,8 @@ c.InteractiveShellApp.exec_lines = [
     "import matplotlib_inline.backend_inline as _bi",
     "_bi.set_matplotlib_formats = (lambda _f: lambda *a, **k: _f('svg', 'pdf', **k))"
     "(_bi.set_matplotlib_formats); del _bi",
-    # Smoke profile only: load dlbook/_smoke.py by its path (not the dlbook package) and
-    # let it patch the library as it is imported with the page's reductions.
-    "import os as _os, sys as _sys, importlib.util as _u\\n"
-    "_d = _os.environ.get('DLBOOK_SMOKE') and _u.find_spec('dlbook')\\n"
-    "_p = _d and _os.path.join(list(_d.submodule_search_locations)[0], '_smoke.py')\\n"
-    "if _p and _os.path.isfile(_p):\\n"
-    "    _s = _u.spec_from_file_location('dlbook_smoke', _p)\\n"
-    "    _sys.modules['dlbook_smoke'] = _m = _u.module_from_spec(_s)\\n"
-    "    _s.loader.exec_module(_m); _m.install(); del _s, _m\\n"
-    "del _os, _sys, _u, _d, _p",
+    # The smoke profile's reductions are installed before this, at interpreter start, by
+    # the sitecustomize of KERNEL_SITE (also in the processes a kernel starts).
 ]
 """
 
@@ -155,7 +166,7 @@ def kernel_environment(book: Path, base: dict | None = None) -> dict:
         env[MIRROR_VARIABLE] = str(mirror)
     book = book.resolve()
     inherited = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    paths = [str(book), str(PROJECT_ROOT), *inherited]
+    paths = [str(book), str(PROJECT_ROOT), str(KERNEL_SITE), *inherited]
     env.update(
         IPYTHONDIR=str(write_ipython_dir(book / "_build")),
         PYTHONPATH=os.pathsep.join(dict.fromkeys(paths)),

@@ -57,7 +57,8 @@ class KeyParts:
 def kernel_digest(variables: dict) -> str:
     """Digest of the kernel configuration: the IPython profile and the fixed variables."""
     fixed = {k: v for k, v in sorted(variables.items()) if k not in PATH_VARIABLES}
-    text = kernel_env.KERNEL_CONFIG + json.dumps(fixed, sort_keys=True)
+    site = (kernel_env.KERNEL_SITE / "sitecustomize.py").read_text()
+    text = kernel_env.KERNEL_CONFIG + site + json.dumps(fixed, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
