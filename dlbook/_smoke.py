@@ -25,6 +25,9 @@ library's ``Trainer``, ``DataModule`` and ``Module`` classes when they are impor
   ``__init__`` of every ``dlbook`` class, with a parameter of that name gets at most the
   limit for it (whole numbers only; other values pass unchanged). ``max_epochs`` caps
   each ``num_epochs`` parameter the same way, for training functions that loop by hand.
+  In a kernel, the functions and classes that the page's own cells define get the
+  ``caps`` too (:func:`watch_namespace`), so a section that defines a saved class and then
+  uses it is reduced like the sections that import it.
 
 Python processes that a smoke kernel starts (a ``torch.multiprocessing`` spawn, a
 subprocess running ``sys.executable``) inherit ``DLBOOK_SMOKE`` and apply it too: the
@@ -339,3 +342,24 @@ def install_from_path(environ=None) -> Settings | None:
     """:func:`install` for a process started with ``DLBOOK_SMOKE`` set (called by the
     ``sitecustomize`` of ``tools/execution/site``); a process without it is left alone."""
     return install() if from_environment(environ) is not None else None
+
+
+def cap_user_namespace(namespace: dict, caps: dict) -> None:
+    """Cap the functions and constructors that a notebook's cells defined (``__main__``)."""
+    for name, value in list(namespace.items()):
+        if name.startswith("_") or getattr(value, "__module__", None) != "__main__":
+            continue
+        if isinstance(value, type) and "__init__" in value.__dict__:
+            value.__init__ = cap_arguments(value.__dict__["__init__"], caps)
+        elif inspect.isfunction(value):
+            namespace[name] = cap_arguments(value, caps)
+
+
+def watch_namespace(shell, settings: Settings | None = None) -> None:
+    """After every cell that ``shell`` (an IPython kernel's shell) runs, apply the page's
+    ``caps`` to what the cell defined. Called by the kernel's start-up lines."""
+    settings = from_environment() if settings is None else settings
+    if settings is None or not settings.caps:
+        return
+    shell.events.register("post_run_cell",
+                          lambda *result: cap_user_namespace(shell.user_ns, settings.caps))

@@ -300,6 +300,22 @@ def test_page_smoke_reductions_reach_its_kernel_only_under_smoke(book: Path):
     assert load_manifest(book / CACHE).entries["chapter/trains.md"].parts["smoke"] == {}
 
 
+def test_page_caps_reach_the_library_and_the_page_s_own_definitions(book: Path):
+    add_smoke_page(book, "smoke:\n  caps: {max_epochs: 4, width: 8}\n")
+    page = book / "chapter" / "trains.md"
+    edit(page, "print('epochs', Trainer(max_epochs=10).max_epochs)",
+         "print('epochs', Trainer(max_epochs=10).max_epochs)\n```\n\n"
+         "```{code-cell} ipython3\ndef layer(width=64):\n    return width\n```\n\n"
+         "```{code-cell} ipython3\nprint('width', layer(), layer(width=2))")
+    code, ran, output = execute(book, [page])
+    assert (code, ran) == (0, {"chapter/trains.md"}), output
+    texts = "".join(text_outputs(book, "chapter/trains.md"))
+    assert "epochs 4" in texts and "width 8 2" in texts
+    execute(book, [page], profile="full")
+    texts = "".join(text_outputs(book, "chapter/trains.md"))
+    assert "epochs 10" in texts and "width 64 2" in texts
+
+
 def test_other_pages_get_the_book_defaults(book: Path):
     add_smoke_page(book, "")
     code, _, output = execute(book, [book / "chapter/trains.md"])

@@ -283,6 +283,36 @@ def test_caps_limit_named_arguments_of_functions_and_constructors():
     assert module.train is once  # capped once only
 
 
+def test_caps_reach_what_a_notebook_defines_after_each_cell():
+    """In a kernel the page's own functions and classes (module ``__main__``) are capped
+    after the cell that defines them; names of other modules are left to the import hook."""
+    namespace = {"__name__": "__main__"}
+    exec("def width(num_hiddens=256):\n    return num_hiddens\n"
+         "class Net:\n    def __init__(self, num_hiddens=512):\n"
+         "        self.num_hiddens = num_hiddens\n", namespace)
+    namespace["imported"] = _library_like_module().Model
+    events = []
+
+    class Shell:
+        user_ns = namespace
+
+        class events:  # noqa: N801  (IPython's attribute name)
+            @staticmethod
+            def register(name, callback):
+                events.append((name, callback))
+
+    _smoke.watch_namespace(Shell, _smoke.Settings(caps={"num_hiddens": 64}))
+    assert [name for name, _ in events] == ["post_run_cell"]
+    assert namespace["width"]() == 256  # not before the cell has ended
+    events[0][1](None)
+    assert namespace["width"]() == 64 and namespace["width"](num_hiddens=32) == 32
+    assert namespace["Net"]().num_hiddens == 64
+    assert namespace["imported"](1).shape == (1, 256, "m")  # not the notebook's
+    events.clear()
+    _smoke.watch_namespace(Shell, _smoke.Settings(max_epochs=2))  # no caps: no hook
+    assert events == []
+
+
 def test_no_caps_leave_functions_alone():
     module = _library_like_module()
     train = module.train

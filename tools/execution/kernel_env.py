@@ -118,7 +118,11 @@ c.InteractiveShellApp.exec_lines = [
     "_bi.set_matplotlib_formats = (lambda _f: lambda *a, **k: _f('svg', 'pdf', **k))"
     "(_bi.set_matplotlib_formats); del _bi",
     # The smoke profile's reductions are installed before this, at interpreter start, by
-    # the sitecustomize of KERNEL_SITE (also in the processes a kernel starts).
+    # the sitecustomize of KERNEL_SITE (also in the processes a kernel starts); here the
+    # page's caps are extended to what its own cells define.
+    "import sys as _s; _m = _s.modules.get('dlbook_smoke')\\n"
+    "if _m is not None: _m.watch_namespace(get_ipython())\\n"
+    "del _s, _m",
 ]
 """
 
