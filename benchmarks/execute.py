@@ -2,6 +2,22 @@
 
     .venv/bin/python benchmarks/execute.py [--notebooks 4] [--steps 150] [--jobs 2]
                                            [--threads 1]
+    .venv/bin/python benchmarks/execute.py --book [--limit N] [--jobs 2] [--skip-jb]
+
+``--book`` measures the real book instead (its first N notebooks with ``--limit``), on a
+copy in a temporary folder, all in the smoke profile on this machine, one after the other:
+
+1. Jupyter Book 1's own execution: jupyter-cache's serial executor, which
+   ``jupyter-book build`` uses, over the same notebooks (every page gets the book's
+   default smoke reductions, since it cannot set a page's own);
+2. ours before this change: every kernel started from scratch, one fixed thread share
+   per slot (``DLBOOK_FORK_KERNELS=0``, ``OMP_NUM_THREADS`` = cores / jobs);
+3. ours now: kernels forked from the fork server, idle cores given to the last notebooks;
+4. the fixed cost per notebook, both ways: 8 notebooks that only run the start-up every
+   page has (``import torch``, pyplot, ``import dlbook``), one at a time;
+5. efficiency: the notebooks' own execution time (summed) over wall time x slots.
+
+Goals: fixed cost <= 0.5 s a notebook forked; ours >= 2x Jupyter Book 1 on 2 cores.
 
 Builds a throw-away book in a temporary folder: N similar notebooks, each training a
 small MLP on synthetic data for a few seconds with a tiny library of its own (``Module``
@@ -146,10 +162,12 @@ def make_book(root: Path, count: int, steps: int) -> list[str]:
     return names
 
 
-def timed_run(book: Path, jobs: int, force: bool = True) -> tuple[float, str]:
+def timed_run(book: Path, jobs: int, force: bool = True,
+              pages: list[str] | None = None) -> tuple[float, str]:
     out = io.StringIO()
     start = time.perf_counter()
-    code = execute_book(book, profile="smoke", jobs=jobs, force=force, stream=out)
+    paths = [book / page for page in pages] if pages else None
+    code = execute_book(book, paths, profile="smoke", jobs=jobs, force=force, stream=out)
     seconds = time.perf_counter() - start
     if code != 0:
         raise SystemExit(f"execution failed:\n{out.getvalue()}")
@@ -178,6 +196,132 @@ def would_run(book: Path) -> set[str]:
     return {job.source.stem for job in jobs if job.reason}
 
 
+BOOK_PARTS = ("_config.yml", "_toc.yml", "book", "chapters", "dlbook")
+STARTUP = "import torch\nfrom matplotlib import pyplot as plt\n\nimport dlbook\n"
+
+
+def copy_book(dest: Path, limit: int | None) -> list[str]:
+    """The real book under ``dest``; its notebooks (the first ``limit`` of them)."""
+    from tools.core.mystnb import book_settings, is_excluded
+    from tools.core.toc import toc_sources
+
+    dest.mkdir(parents=True)
+    for part in BOOK_PARTS:
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, dest / part, ignore=shutil.ignore_patterns("_build"))
+        else:
+            shutil.copy(source, dest / part)
+    settings = book_settings(dest)
+    pages = [p for p in toc_sources(dest) if p.suffix == ".md"
+             and not is_excluded(p, settings) and "kernelspec" in p.read_text()[:400]]
+    pages = pages[:limit] if limit else pages
+    return [p.relative_to(dest).as_posix() for p in pages]
+
+
+def ours(book: Path, pages: list[str], jobs: int, fork: bool) -> tuple[float, float]:
+    """Wall seconds of a forced run, and the notebooks' own summed seconds."""
+    saved = {k: os.environ.get(k) for k in ("DLBOOK_FORK_KERNELS", "OMP_NUM_THREADS",
+                                            "MKL_NUM_THREADS")}
+    os.environ["DLBOOK_FORK_KERNELS"] = "1" if fork else "0"
+    if fork:
+        os.environ.pop("OMP_NUM_THREADS", None)
+        os.environ.pop("MKL_NUM_THREADS", None)
+    else:  # before: each slot's fixed share, whatever the queue holds
+        share = str(max(1, (os.cpu_count() or 1) // jobs))
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = share
+    try:
+        seconds, _ = timed_run(book, jobs, pages=pages)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    entries = load_manifest(book / "_build/.jupyter_cache").entries
+    return seconds, sum(e.seconds or 0 for e in entries.values())
+
+
+def jupyter_book_serial(book: Path, pages: list[str]) -> float:
+    """Execute ``pages`` one after the other as ``jupyter-book build`` does with myst-nb's
+    cache mode: ``jupyter_cache.executors.utils.single_nb_execution`` in the page's
+    folder, one kernel started from scratch per page."""
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    from tools.core.mystnb import book_settings, read_as_mystnb
+    from tools.execution.kernel_env import kernel_environment, page_environment, smoke_settings
+
+    settings = book_settings(book)
+    env = page_environment(kernel_environment(book), smoke_settings(None))
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    errors = 0
+    try:
+        start = time.perf_counter()
+        for page in pages:
+            notebook = read_as_mystnb(book / page, settings)
+            result = single_nb_execution(notebook, cwd=str((book / page).parent),
+                                         timeout=settings.timeout, allow_errors=False)
+            errors += result.err is not None
+        seconds = time.perf_counter() - start
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    if errors:
+        print(f"  (Jupyter Book 1's run: {errors} notebook(s) failed)")
+    return seconds
+
+
+def fixed_cost(root: Path, fork: bool, count: int = 8) -> float:
+    """Seconds per notebook that only starts up, run one at a time."""
+    import nbformat
+
+    from tools.execution.kernel_env import kernel_environment, page_environment, smoke_settings
+    from tools.execution.pool import Task, make_slots, run_tasks
+
+    env = page_environment(kernel_environment(REPO), smoke_settings(None))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(STARTUP)])
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3",
+                              "language": "python"}
+    tasks = [Task(f"start{i}", nb, root, env, 300) for i in range(count)]
+    start = time.perf_counter()
+    outcomes = list(run_tasks(tasks, make_slots(1, []), fork=fork))
+    seconds = time.perf_counter() - start
+    if not all(o.result and o.result["ok"] for o in outcomes):
+        raise SystemExit("a start-up notebook failed")
+    return seconds / count
+
+
+def book_mode(args) -> int:
+    cores = os.cpu_count() or 1
+    mirror = REPO.parent / "shared" / "data"  # the copy is not beside it: say where it is
+    if mirror.is_dir():
+        os.environ.setdefault("DLBOOK_DATA_MIRROR", str(mirror))
+    with tempfile.TemporaryDirectory(prefix="dlbook-bench-book-") as tmp:
+        book = Path(tmp) / "book"
+        pages = copy_book(book, args.limit)
+        print(f"book: {len(pages)} notebooks, smoke profile, {args.jobs} slot(s) on "
+              f"{cores} cores; load average before: {os.getloadavg()[0]:.1f}")
+        plain_start = fixed_cost(Path(tmp), fork=False)
+        fork_start = fixed_cost(Path(tmp), fork=True)
+        print(f"fixed cost per notebook (start-up only):  started {plain_start:5.2f} s,"
+              f"  forked {fork_start:5.2f} s  (goal <= 0.5 s)")
+        jb = None if args.skip_jb else jupyter_book_serial(book, pages)
+        before, before_busy = ours(book, pages, args.jobs, fork=False)
+        after, after_busy = ours(book, pages, args.jobs, fork=True)
+        if jb is not None:
+            print(f"Jupyter Book 1, serial:        {jb:7.1f} s")
+        print(f"ours before (started kernels): {before:7.1f} s"
+              f"  efficiency {before_busy / (before * args.jobs):5.1%}")
+        print(f"ours now (forked kernels):     {after:7.1f} s"
+              f"  efficiency {after_busy / (after * args.jobs):5.1%}")
+        if jb is not None:
+            print(f"speed-up over Jupyter Book 1: before {jb / before:4.2f}x, "
+                  f"now {jb / after:4.2f}x  (goal >= 2x)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notebooks", type=int, default=4)
@@ -185,7 +329,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads per kernel in both runs (0: engine default)")
+    parser.add_argument("--book", action="store_true",
+                        help="measure the real book (module docstring)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="with --book: only the first N notebooks")
+    parser.add_argument("--skip-jb", action="store_true",
+                        help="with --book: leave out Jupyter Book 1's serial run")
     args = parser.parse_args(argv)
+    if args.book:
+        return book_mode(args)
     if args.threads > 0:
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
     with tempfile.TemporaryDirectory(prefix="dlbook-bench-") as tmp:

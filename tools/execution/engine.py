@@ -385,6 +385,7 @@ def _execute(book: Path, paths: list[Path] | None, profile: str, jobs: int | Non
     progress = Progress(len(todo), stream)
     failures: list[str] = []
     started: set[str] = set()
+    kernels: dict[str, int] = {}
 
     def on_change(running) -> None:
         for item in running:
@@ -398,6 +399,8 @@ def _execute(book: Path, paths: list[Path] | None, profile: str, jobs: int | Non
             for outcome in outcomes:
                 job = by_name[outcome.task.name]
                 ok = bool(outcome.result and outcome.result["ok"])
+                start = (outcome.result or {}).get("kernel", "not started")
+                kernels[start] = kernels.get(start, 0) + 1
                 if ok:
                     with interrupts_deferred():
                         store(job, outcome, manifest, cache, str(shard or ""))
@@ -414,6 +417,8 @@ def _execute(book: Path, paths: list[Path] | None, profile: str, jobs: int | Non
     progress.close()
     order = [job.name for job in work]
     print(table([rows.get(name, Row(name, None, "not run")) for name in order]), file=stream)
+    say("execute: kernels " + ", ".join(f"{how}: {count}" for how, count
+                                        in sorted(kernels.items())), stream)
     for failure in failures:
         say(f"FAILED {failure}", stream)
     if failures:

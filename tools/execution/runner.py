@@ -1,12 +1,18 @@
-"""Execute one notebook in one kernel: the worker process of :mod:`tools.execution.pool`.
+"""Execute notebooks, one kernel each: the worker process of :mod:`tools.execution.pool`.
 
-``python -m tools.execution.runner REQUEST.json`` reads a request (the notebook to run, where to
-write the executed notebook and the result, the working folder, timeout, allow_errors),
-runs it with nbclient exactly as jupyter-cache does for myst-nb (the notebook's
-``execution`` metadata may override timeout and allow_errors), and reports on stdout, one
-JSON object a line: ``{"event": "kernel", "pid": N}`` once the kernel runs, then
-``{"event": "cell", "number": k, "of": n}`` as each code cell starts. It never writes to
-the cache: the parent process does, from the files this process leaves.
+``python -m tools.execution.runner --serve EVENTS_FD`` serves one slot of the pool for a
+whole run: it reads requests from standard input, one JSON object a line (the notebook
+to run, where to write the executed notebook and the result, the kernel's environment
+and working folder, timeout, allow_errors, the fork server's socket), and runs each with
+nbclient exactly as jupyter-cache does for myst-nb (the notebook's ``execution`` metadata
+may override timeout and allow_errors). It reports on the file descriptor ``EVENTS_FD``
+(a pipe no kernel inherits), one JSON object a line: ``{"event": "kernel", "pid": N}``
+once the kernel runs, ``{"event": "cell", "number": k, "of": n}`` as each code cell
+starts, and ``{"event": "done"}`` when the result is written. Serving many notebooks
+from one process saves starting Python and importing nbclient for each of them.
+``python -m tools.execution.runner REQUEST.json`` runs one request and reports on
+standard output. It never writes to the cache: the parent process does, from the files
+this process leaves.
 
 Three limits make a failure say what happened, naming the cell:
 
@@ -24,15 +30,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+from tools.execution.forked import ForkProvisioner, manager_class
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 OUTPUT_LIMIT = 4 * 2**20  # bytes of output per code cell (docs/guarantees.md)
@@ -59,8 +69,13 @@ class LimitedClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
+EVENTS = {"stream": sys.stdout}  # where events go: the pool's pipe when serving
+
+
 def emit(**event) -> None:
-    print(json.dumps(event), flush=True)
+    stream = EVENTS["stream"]
+    stream.write(json.dumps(event) + "\n")
+    stream.flush()
 
 
 def error_of(notebook, index: int | None, err: Exception) -> dict:
@@ -77,6 +92,16 @@ def error_of(notebook, index: int | None, err: Exception) -> dict:
                 break
     info["traceback"] = ANSI.sub("", info["traceback"])
     return info
+
+
+def kernel_start(client: NotebookClient) -> str:
+    """How the kernel was started: 'forked', or 'spawned' (with the reason when a fork
+    server was asked but could not fork it)."""
+    provisioner = getattr(client.km, "provisioner", None) if client.km else None
+    if isinstance(provisioner, ForkProvisioner):
+        reason = provisioner.fallback_reason
+        return "forked" if reason is None else f"spawned ({reason})"
+    return "spawned"
 
 
 def run(request: dict) -> dict:
@@ -100,6 +125,7 @@ def run(request: dict) -> dict:
         asyncio.get_event_loop().remove_signal_handler(signal.SIGINT)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         provisioner = getattr(client.km, "provisioner", None)
+        current["kernel"] = kernel_start(client)
         emit(event="kernel", pid=getattr(provisioner, "pid", None))
 
     def on_executed(cell, cell_index, execute_reply) -> None:
@@ -108,9 +134,13 @@ def run(request: dict) -> dict:
             raise OutputTooLarge(f"the cell produced {produced / 2**20:.1f} MB of output; "
                                  f"the limit is {OUTPUT_LIMIT / 2**20:g} MB per cell")
 
+    options = {}
+    if request.get("fork_server"):
+        options["kernel_manager_class"] = manager_class(Path(request["fork_server"]))
     client = LimitedClient(notebook, timeout=timeout, allow_errors=allow_errors,
                            record_timing=False, on_cell_start=on_start,
-                           on_cell_executed=on_executed, on_notebook_start=on_notebook_start)
+                           on_cell_executed=on_executed, on_notebook_start=on_notebook_start,
+                           **options)
     start = time.perf_counter()
     result: dict = {"ok": True, "error": None}
     try:
@@ -126,14 +156,36 @@ def run(request: dict) -> dict:
     except (CellExecutionError, DeadKernelError) as err:
         result = {"ok": False, "error": error_of(notebook, current["index"], err)}
     result["seconds"] = round(time.perf_counter() - start, 3)
+    result["kernel"] = current.get("kernel", "not started")
     nbformat.write(notebook, request["output"])
     Path(request["result"]).write_text(json.dumps(result), encoding="utf-8")
     return result
 
 
+def serve(events_fd: int) -> int:
+    """Run the requests of standard input one after the other until it closes."""
+    EVENTS["stream"] = os.fdopen(events_fd, "w", encoding="utf-8", buffering=1)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        os.environ.clear()  # what the kernel inherits: this notebook's environment
+        os.environ.update(request["env"])
+        try:
+            run(request)
+        except Exception:  # noqa: BLE001  (no result file: the pool reports this log)
+            traceback.print_exc()
+        emit(event="done")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides (module docstring)
+    if argv[:1] == ["--serve"]:
+        return serve(int(argv[1]))
     request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    if "env" in request:
+        os.environ.update(request["env"])
     run(request)
     return 0
 

@@ -1,0 +1,159 @@
+"""Kernels forked from :mod:`tools.execution.forkserver`, behind jupyter_client's own interfaces.
+
+nbclient starts a kernel through a kernel manager, and the manager through its
+*provisioner* (jupyter_client's extension point for where and how a kernel process
+runs). :class:`ForkKernelManager` is the ``AsyncKernelManager`` that nbclient is given; it
+uses :class:`ForkProvisioner`, a ``LocalProvisioner`` whose ``launch_kernel`` asks the fork
+server for the kernel instead of starting a new Python. Everything else (ports,
+connection file, interrupts, shutdown, restarts) is the local provisioner's own code, run
+against :class:`ForkedProcess`, which answers the ``Popen`` calls it makes for a process
+that is not our child. When the server cannot fork this kernel, or cannot be reached, the
+provisioner starts it the ordinary way and says why in the log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning import LocalProvisioner
+from traitlets import Unicode
+
+CONNECT_TIMEOUT = 120.0  # seconds to wait for the server (it may still be importing)
+
+
+class ForkUnavailable(Exception):
+    """The fork server did not give us a kernel (the reason is the message)."""
+
+
+def request_kernel(server: Path, argv: list[str], env: dict, cwd: str,
+                   timeout: float = CONNECT_TIMEOUT) -> int:
+    """Ask the fork server at ``server`` for a kernel; return its process id."""
+    payload = json.dumps({"argv": argv, "env": env, "cwd": str(cwd)}).encode()
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        while True:
+            try:
+                connection.connect(str(server))
+                break
+            except (FileNotFoundError, ConnectionRefusedError) as error:
+                if time.monotonic() > deadline:
+                    raise ForkUnavailable(f"no fork server at {server}: {error}") from error
+                time.sleep(0.05)
+        connection.settimeout(max(1.0, deadline - time.monotonic()))
+        # The kernel's standard streams: no input (the runner's stdin carries requests),
+        # output and errors where the runner's go.
+        stdin = os.open(os.devnull, os.O_RDONLY)
+        try:
+            socket.send_fds(connection, [payload], [stdin, 1, 2])
+        finally:
+            os.close(stdin)
+        reply = b""
+        try:
+            while not reply.endswith(b"\n"):
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+        except OSError as error:
+            raise ForkUnavailable(f"the fork server did not answer: {error}") from error
+    try:
+        answer = json.loads(reply)
+    except ValueError as error:
+        raise ForkUnavailable(f"the fork server closed the connection ({reply!r})") from error
+    if "pid" not in answer:
+        raise ForkUnavailable(answer.get("error", "no pid in the answer"))
+    return int(answer["pid"])
+
+
+class ForkedProcess:
+    """The parts of ``subprocess.Popen`` that ``LocalProvisioner`` uses, for a kernel that
+    the fork server (not this process) started. The server lets the system reap it, so
+    the process is gone exactly when signalling it fails; its exit status is not known
+    here and reads as 0 (nbclient learns of a crash from the kernel's heartbeat)."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                self.returncode = 0
+            except PermissionError:  # the pid was reused by another user's process
+                self.returncode = 0
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"kernel {self.pid} still running")
+            time.sleep(0.02)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class ForkProvisioner(LocalProvisioner):
+    """A local provisioner whose kernels are forked by the server at ``server``."""
+
+    server = Unicode("", config=True, help="Unix socket of the fork server")
+    fallback_reason: str | None = None
+
+    async def launch_kernel(self, cmd: list[str], **kwargs) -> KernelConnectionInfo:
+        env = kwargs.get("env") or dict(os.environ)
+        cwd = kwargs.get("cwd") or os.getcwd()
+        try:
+            pid = request_kernel(Path(self.server), list(cmd), dict(env), cwd)
+        except (ForkUnavailable, OSError) as error:
+            self.fallback_reason = str(error)
+            print(f"[dlbook] fork server: {error}; starting the kernel the usual way",
+                  file=sys.stderr, flush=True)
+            return await super().launch_kernel(cmd, **kwargs)
+        self.process = ForkedProcess(pid)
+        self.pid = self.pgid = pid  # the kernel leads its own process group
+        self.cwd = cwd
+        return self.connection_info
+
+
+class ForkKernelManager(AsyncKernelManager):
+    """An ``AsyncKernelManager`` that provisions with :class:`ForkProvisioner` (the
+    server's socket comes from ``fork_server``)."""
+
+    fork_server = Unicode("", config=True, help="Unix socket of the fork server")
+
+    async def _async_pre_start_kernel(self, **kw):
+        if self.provisioner is None and self.fork_server:
+            self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
+            self.provisioner = ForkProvisioner(kernel_id=self.kernel_id,
+                                               kernel_spec=self.kernel_spec, parent=self,
+                                               server=self.fork_server)
+        return await super()._async_pre_start_kernel(**kw)
+
+
+def manager_class(server: Path) -> type[ForkKernelManager]:
+    """A :class:`ForkKernelManager` class bound to ``server``, for nbclient's
+    ``kernel_manager_class``."""
+    return type("BookForkKernelManager", (ForkKernelManager,),
+                {"fork_server": Unicode(str(server))})
