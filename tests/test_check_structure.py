@@ -208,3 +208,17 @@ def test_an_option_continued_on_an_indented_line_is_refused(tmp_path):
     assert found == [f"{SECTION}:{line}: {{note}}: this indented line ends the `:key:` "
                      "options (MyST reads it, and any option after it, as content); write "
                      "long option values in a `---` YAML block instead"]
+
+
+def test_a_math_alphabet_as_a_bare_script_is_refused(tmp_path):
+    r"""MathJax draws `_\mathcal{X}`, but unicode-math stops the PDF build there."""
+    body = ("Inline $\\mathrm{P}^\\mathbf{T}$ and fine $x_{\\mathcal{X}}$, $n_\\text{in}$.\n\n"
+            "$$\nf = \\min_\\mathcal{X} g\n$$\n")
+    found, text = broken(tmp_path, section(body))
+    assert found == [
+        f"{SECTION}:{line_of(text, 'Inline')}: math: `^\\mathbf{{T}}`: a script that is a "
+        "math alphabet command needs braces, or the PDF build stops (unicode-math): "
+        "write `^{\\mathbf{T}}`",
+        f"{SECTION}:{line_of(text, 'f = ')}: math: `_\\mathcal{{X}}`: a script that is a "
+        "math alphabet command needs braces, or the PDF build stops (unicode-math): "
+        "write `_{\\mathcal{X}}`"]

@@ -76,6 +76,7 @@ def page_problems(book: Book) -> list[Problem]:
         found += check_structure.exercises_problems(page, max(len(lines), 1))
         found += check_structure.myst_output_problems(page, lines)
         found += check_structure.option_continuation_problems(page)
+        found += check_structure.math_problems(page)
         found += check_refs.reference_problems(page, targets)
         found += check_refs.image_problems(book.root, page, lines)
     found += check_code.syntax_problems(book.pages)

@@ -12,11 +12,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from sphinx.util.matching import Matcher
 
-from tools.checks.pages import Page, code_cell_fence_line
+from tools.checks.pages import Page, code_cell_fence_line, inline_children
 from tools.core.problems import Problem
 from tools.core.toc import SUFFIXES, TocEntry, TocError, read_toc
 
@@ -193,4 +194,33 @@ def option_continuation_problems(page: Page) -> list[Problem]:
                                  "`:key:` options (MyST reads it, and any option after it, "
                                  "as content); write long option values in a `---` YAML "
                                  "block instead"))
+    return found
+
+
+# A math alphabet command as a bare sub- or superscript (``_\mathcal{X}``): unicode-math,
+# which the PDF build loads, stops there with "Missing { inserted"; MathJax accepts it.
+UNBRACED_SCRIPT = re.compile(r"[_^]\s*(\\(?:math[a-z]+|symbf|boldsymbol|bm)\s*\{[^{}]*\})")
+MATH_BLOCKS = ("math_block", "math_block_label", "amsmath")
+
+
+def math_problems(page: Page) -> list[Problem]:
+    r"""Math that the website renders but LaTeX cannot: ``_\mathcal{X}`` needs braces."""
+    found = []
+
+    def scan(content: str, line: int) -> None:
+        for match in UNBRACED_SCRIPT.finditer(content):
+            at = line + content.count("\n", 0, match.start())
+            found.append(Problem(page.path, at,
+                                 f"math: `{match.group(0)}`: a script that is a math "
+                                 "alphabet command needs braces, or the PDF build stops "
+                                 f"(unicode-math): write `{match.group(0)[0]}"
+                                 f"{{{match.group(1)}}}`"))
+
+    for item in page.tokens:
+        if item.token.type in MATH_BLOCKS:
+            scan(item.token.content, item.line)  # the content starts after the fence
+        elif item.token.type == "inline":
+            for child, line in inline_children(item):
+                if child.type == "math_inline":
+                    scan(child.content, line)
     return found

@@ -5,8 +5,9 @@ environment sets it, so two kernels on two cores do not fight over threads) or o
 (``CUDA_VISIBLE_DEVICES`` pinned to it). Each slot has one worker, ``python -m
 tools.execution.runner --serve``, which runs the slot's tasks one after the other (a new
 kernel for each); :func:`run_tasks` yields each finished task to the caller (the only
-process that writes the cache). A worker that dies is replaced for the next task. On Ctrl-C it kills every worker and its kernel (kernels run in their
-own process group) and re-raises, so nothing half-done is ever reported as done.
+process that writes the cache). A worker that dies is replaced for the next task. On
+Ctrl-C it kills every worker and its kernel (kernels run in their own process group) and
+re-raises, so nothing half-done is ever reported as done.
 
 Two things keep the cores busy:
 
