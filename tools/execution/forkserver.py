@@ -33,14 +33,14 @@ import socket
 import sys
 from pathlib import Path
 
-# What a book kernel imports before its first cell, and what almost every page imports.
-# Not pyplot, nor the inline backend: importing those hooks matplotlib into the IPython
-# shell that imports them, which only the kernel has.
+# What a book kernel imports before its first cell (the kernel's debugger support
+# included), and what almost every page imports. Not the inline back end: importing it
+# hooks matplotlib into the IPython shell that imports it, which only the kernel has.
 PRELOAD = (
     "numpy", "torch", "torch.nn", "torch.nn.functional", "torch.utils.data", "pandas",
-    "matplotlib", "matplotlib.figure", "matplotlib.axes", "matplotlib.backends.backend_agg",
+    "matplotlib", "matplotlib.pyplot", "matplotlib.backends.backend_agg",
     "matplotlib.backends.backend_svg", "matplotlib.backends.backend_pdf", "IPython",
-    "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell",
+    "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger",
 )
 LAUNCHER = ["-m", "ipykernel_launcher"]  # the kernel command this server can fork
 MAX_REQUEST = 1 << 20  # bytes of one JSON request
@@ -102,14 +102,18 @@ def become_kernel(request: dict, fds: list[int]) -> None:
         if threads.isdigit() and int(threads) > 0:
             sys.modules["torch"].set_num_threads(int(threads))
         _install_smoke()
+        # Read from the environment when ipykernel was imported (in the server, without
+        # it): the kernel's parent, as jupyter_client tells every kernel it starts.
+        from ipykernel import kernelapp
+
+        kernelapp.IPKernelApp.parent_handle.default_value = int(
+            os.environ.get("JPY_PARENT_PID") or 0)
         # As `python -m ipykernel_launcher` starts: without the folder `-m` put first
         # (the kernel adds '' itself); the rest came from the same PYTHONPATH.
         if sys.path and sys.path[0] == _STARTED["path0"]:
             del sys.path[0]
         sys.argv = [importlib.util.find_spec("ipykernel_launcher").origin,
                     *request["argv"][3:]]
-        from ipykernel import kernelapp
-
         kernelapp.launch_new_instance()
         code = 0
     except SystemExit as stop:
