@@ -7,9 +7,10 @@
 ``--book`` measures the real book instead (its first N notebooks with ``--limit``), on a
 copy in a temporary folder, all in the smoke profile on this machine, one after the other:
 
-1. Jupyter Book 1's own execution: jupyter-cache's serial executor, which
-   ``jupyter-book build`` uses, over the same notebooks (every page gets the book's
-   default smoke reductions, since it cannot set a page's own);
+1. Jupyter Book 1's own execution: one notebook after the other, each in a kernel
+   started from scratch by ``jupyter_cache.executors.utils.single_nb_execution``, as
+   ``jupyter-book build`` runs them; each page gets its own smoke reductions (Jupyter Book
+   cannot set them, but the comparison needs the same work);
 2. ours before this change: every kernel started from scratch, one fixed thread share
    per slot (``DLBOOK_FORK_KERNELS=0``, ``OMP_NUM_THREADS`` = cores / jobs);
 3. ours now: kernels forked from the fork server, idle cores given to the last notebooks;
@@ -252,15 +253,16 @@ def jupyter_book_serial(book: Path, pages: list[str]) -> float:
     from tools.execution.kernel_env import kernel_environment, page_environment, smoke_settings
 
     settings = book_settings(book)
-    env = page_environment(kernel_environment(book), smoke_settings(None))
+    base = kernel_environment(book)
     saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
     errors = 0
     try:
         start = time.perf_counter()
         for page in pages:
             notebook = read_as_mystnb(book / page, settings)
+            os.environ.clear()
+            os.environ.update(page_environment(base, smoke_settings(
+                notebook.metadata.get("smoke"))))
             result = single_nb_execution(notebook, cwd=str((book / page).parent),
                                          timeout=settings.timeout, allow_errors=False)
             errors += result.err is not None
