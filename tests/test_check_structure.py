@@ -222,3 +222,11 @@ def test_a_math_alphabet_as_a_bare_script_is_refused(tmp_path):
         f"{SECTION}:{line_of(text, 'f = ')}: math: `_\\mathcal{{X}}`: a script that is a "
         "math alphabet command needs braces, or the PDF build stops (unicode-math): "
         "write `_{\\mathcal{X}}`"]
+
+
+def test_an_equation_label_on_its_own_line_is_refused(tmp_path):
+    body = "$$\nE = mc^2\n$$\n(eq-energy)\n\nand $$a = b$$ (eq-fine)\n"
+    found, text = broken(tmp_path, section(body))
+    assert found == [f"{SECTION}:{line_of(text, '(eq-energy)')}: math: `(eq-energy)` on a "
+                     "line of its own is text, not a label: put it after the closing `$$`, "
+                     "as `$$ (eq-energy)`"]

@@ -25,7 +25,8 @@ BASE = "https://example.org/book/"
 DOC = "chapters/ch/page"  # the page the unit tests convert cells of
 SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4"/></svg>'
 REQUIREMENT = "dlbook==0.1.0"
-ROLE = re.compile(r"\{(?:ref|numref|eq|doc|cite(?::\w+)?|math|sub|sup|abbr)\}")
+# A role's name in braces, not a LaTeX argument such as the `ref` of `\textrm{ref}`.
+ROLE = re.compile(r"(?<![A-Za-z])\{(?:ref|numref|eq|doc|cite(?::\w+)?|math|sub|sup|abbr)\}")
 LABEL_LINE = re.compile(r"^\s*\([^()\s]+\)=\s*$", re.M)
 COLON_DIRECTIVE = re.compile(r"^[\s>]*:{3,}\s*\{", re.M)
 CODE = re.compile(r"<code[^>]*>.*?</code>", re.S)

@@ -109,9 +109,14 @@ def test_without_a_server_the_kernel_starts_the_usual_way(tmp_path):
                        timeout=0.2)
 
 
-def test_the_server_refuses_what_it_cannot_fork(tmp_path):
+def test_the_server_refuses_what_it_cannot_fork(tmp_path, monkeypatch):
+    monkeypatch.setattr(forkserver, "_threads", lambda: 1)  # as in the server
     assert forkserver.forkable([sys.executable, "-m", "ipykernel_launcher", "-f", "c"]) \
         is None
+    monkeypatch.setattr(forkserver, "_threads", lambda: 2)  # a library's thread pool
+    assert "runs 2 threads" in forkserver.forkable([sys.executable, "-m",
+                                                    "ipykernel_launcher"])
+    monkeypatch.setattr(forkserver, "_threads", lambda: 1)
     assert "not an ipykernel" in forkserver.forkable([sys.executable, "-m", "other"])
     assert "another Python" in forkserver.forkable(["/usr/bin/python0", "-m",
                                                     "ipykernel_launcher"])

@@ -201,10 +201,12 @@ def option_continuation_problems(page: Page) -> list[Problem]:
 # which the PDF build loads, stops there with "Missing { inserted"; MathJax accepts it.
 UNBRACED_SCRIPT = re.compile(r"[_^]\s*(\\(?:math[a-z]+|symbf|boldsymbol|bm)\s*\{[^{}]*\})")
 MATH_BLOCKS = ("math_block", "math_block_label", "amsmath")
+STRAY_LABEL = re.compile(r"\(eq-[\w.:-]+\)")  # an equation label that became a paragraph
 
 
 def math_problems(page: Page) -> list[Problem]:
-    r"""Math that the website renders but LaTeX cannot: ``_\mathcal{X}`` needs braces."""
+    r"""Math that the website renders but LaTeX cannot (``_\mathcal{X}`` needs braces),
+    and an equation label written on the line after the equation, which is plain text."""
     found = []
 
     def scan(content: str, line: int) -> None:
@@ -217,6 +219,11 @@ def math_problems(page: Page) -> list[Problem]:
                                  f"{{{match.group(1)}}}`"))
 
     for item in page.tokens:
+        if item.token.type == "inline" and STRAY_LABEL.fullmatch(item.token.content.strip()):
+            label = item.token.content.strip()
+            found.append(Problem(page.path, item.line,
+                                 f"math: `{label}` on a line of its own is text, not a "
+                                 f"label: put it after the closing `$$`, as `$$ {label}`"))
         if item.token.type in MATH_BLOCKS:
             scan(item.token.content, item.line)  # the content starts after the fence
         elif item.token.type == "inline":
