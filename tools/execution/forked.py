@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -27,7 +28,7 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
-from traitlets import DottedObjectName, Type, Unicode
+from traitlets import CaselessStrEnum, DottedObjectName, Type, Unicode
 
 CONNECT_TIMEOUT = 120.0  # seconds to wait for the server (it may still be importing)
 
@@ -184,10 +185,15 @@ class ForkKernelManager(AsyncKernelManager):
     fork_server = Unicode("", config=True, help="Unix socket of the fork server")
     client_class = DottedObjectName("tools.execution.forked.ForkKernelClient")
     client_factory = Type(klass=AsyncKernelClient, default_value=ForkKernelClient)
+    # Unix sockets, not TCP ports: a port chosen free can be taken before the kernel binds
+    # it (by the kernel of another slot, or by a page's own distributed workers).
+    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
 
     async def _async_pre_start_kernel(self, **kw):
         if self.provisioner is None and self.fork_server:
             self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
+            if self.transport == "ipc":  # sockets under the temporary folder
+                self.ip = str(Path(tempfile.gettempdir()) / f"dlbook-kernel-{self.kernel_id}")
             self.provisioner = ForkProvisioner(kernel_id=self.kernel_id,
                                                kernel_spec=self.kernel_spec, parent=self,
                                                server=self.fork_server)
