@@ -31,8 +31,8 @@ library's ``Trainer``, ``DataModule`` and ``Module`` classes when they are impor
 
 Python processes that a smoke kernel starts (a ``torch.multiprocessing`` spawn, a
 subprocess running ``sys.executable``) inherit ``DLBOOK_SMOKE`` and apply it too: the
-kernels' ``PYTHONPATH`` holds ``tools/execution/site``, whose ``sitecustomize`` calls
-:func:`install_from_path` at interpreter start.
+kernels' ``PYTHONPATH`` holds ``tools/execution/kernel_site``, whose ``sitecustomize``
+calls :func:`install` at interpreter start.
 
 A reader's Jupyter or Colab never sets ``DLBOOK_SMOKE``, so nothing here runs there and the
 classes behave exactly as the chapters print them. Nothing in this module imports the
@@ -279,15 +279,22 @@ def cap_arguments(function, limits: dict):
     return wrapper
 
 
-def cap_namespace(module, limits: dict) -> None:
-    """Cap the arguments of the functions and constructors that ``module`` defines."""
-    for name, value in list(vars(module).items()):
-        if getattr(value, "__module__", None) != module.__name__:
+def cap_definitions(namespace: dict, owner: str, limits: dict,
+                    public_only: bool = False) -> None:
+    """Cap the arguments of the functions and constructors in ``namespace`` (a module's
+    ``vars``, or a notebook's user namespace) that module ``owner`` defines."""
+    for name, value in list(namespace.items()):
+        if getattr(value, "__module__", None) != owner or (public_only and name[:1] == "_"):
             continue
         if isinstance(value, type) and "__init__" in value.__dict__:
             value.__init__ = cap_arguments(value.__dict__["__init__"], limits)
         elif inspect.isfunction(value):
-            setattr(module, name, cap_arguments(value, limits))
+            namespace[name] = cap_arguments(value, limits)
+
+
+def cap_namespace(module, limits: dict) -> None:
+    """Cap the arguments of the functions and constructors that ``module`` defines."""
+    cap_definitions(vars(module), module.__name__, limits)
 
 
 def patch_namespace(module, settings: Settings) -> None:
@@ -338,23 +345,6 @@ def install(settings: Settings | None = None) -> Settings | None:
     return settings
 
 
-def install_from_path(environ=None) -> Settings | None:
-    """:func:`install` for a process started with ``DLBOOK_SMOKE`` set (called by the
-    ``sitecustomize`` of ``tools/execution/site``); a process without it is left alone."""
-    return install() if from_environment(environ) is not None else None
-
-
-def cap_user_namespace(namespace: dict, caps: dict) -> None:
-    """Cap the functions and constructors that a notebook's cells defined (``__main__``)."""
-    for name, value in list(namespace.items()):
-        if name.startswith("_") or getattr(value, "__module__", None) != "__main__":
-            continue
-        if isinstance(value, type) and "__init__" in value.__dict__:
-            value.__init__ = cap_arguments(value.__dict__["__init__"], caps)
-        elif inspect.isfunction(value):
-            namespace[name] = cap_arguments(value, caps)
-
-
 def watch_namespace(shell, settings: Settings | None = None) -> None:
     """After every cell that ``shell`` (an IPython kernel's shell) runs, apply the page's
     ``caps`` to what the cell defined. Called by the kernel's start-up lines."""
@@ -362,4 +352,5 @@ def watch_namespace(shell, settings: Settings | None = None) -> None:
     if settings is None or not settings.caps:
         return
     shell.events.register("post_run_cell",
-                          lambda *result: cap_user_namespace(shell.user_ns, settings.caps))
+                          lambda *result: cap_definitions(shell.user_ns, "__main__",
+                                                          settings.caps, public_only=True))

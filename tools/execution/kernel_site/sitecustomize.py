@@ -27,7 +27,7 @@ def install_smoke():
         loader = importlib.util.spec_from_file_location("dlbook_smoke", path)
         sys.modules["dlbook_smoke"] = module = importlib.util.module_from_spec(loader)
         loader.loader.exec_module(module)
-        module.install_from_path()
+        module.install()  # reads DLBOOK_SMOKE, checked above
 
 
 install_smoke()
